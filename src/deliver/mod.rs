@@ -1,0 +1,95 @@
+//! Delivery: hands a rendered [`Email`] to a notification service.
+//!
+//! Every sender implements [`Sender`]; the pipeline only sees that trait. Errors say whether a
+//! retry can help ([`DeliveryError::is_transient`]), so runtimes can retry, dead-letter or drop.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use lettre::message::Mailbox;
+
+pub mod message;
+pub mod outbox;
+pub mod smtp;
+
+/// A message ready to send: every field is final, rendered text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// The `From` mailbox.
+    pub from: Mailbox,
+    /// Primary recipients.
+    pub to: Vec<Mailbox>,
+    /// Copied recipients.
+    pub cc: Vec<Mailbox>,
+    /// Blind-copied recipients: in the envelope, never in a header.
+    pub bcc: Vec<Mailbox>,
+    /// Optional `Reply-To`.
+    pub reply_to: Option<Mailbox>,
+    /// Subject line: a single line with control characters already removed.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body; sent with the text as `multipart/alternative` when present.
+    pub html: Option<String>,
+    /// Globally unique `Message-ID` without angle brackets, derived from the event and rule so
+    /// that a redelivered event renders the same id.
+    pub message_id: String,
+    /// Name of the rule that produced this email, sent as `X-Herald-Rule`.
+    pub rule: String,
+}
+
+impl Email {
+    /// Every envelope recipient: to, cc and bcc.
+    pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
+        self.to.iter().chain(&self.cc).chain(&self.bcc)
+    }
+}
+
+/// What a sender reports after a successful hand-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Which sender took the message (`smtp`, `outbox`, ...).
+    pub sender: &'static str,
+    /// Where it went: the server's reply or the file written.
+    pub detail: String,
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Might succeed later: connection refused, timeouts, SMTP 4xx, HTTP 429 or 5xx.
+    #[error("{sender} delivery failed, a retry may help: {reason}")]
+    Transient {
+        sender: &'static str,
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Will fail again as it is: SMTP 5xx, rejected recipients, bad credentials.
+    #[error("{sender} rejected the message: {reason}")]
+    Permanent {
+        sender: &'static str,
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl DeliveryError {
+    /// True when retrying the same message later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DeliveryError::Transient { .. })
+    }
+}
+
+/// The future returned by [`Sender::send`].
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Receipt, DeliveryError>> + Send + 'a>>;
+
+/// A notification service that accepts [`Email`]s.
+pub trait Sender: Send + Sync {
+    /// Short name used in logs and receipts.
+    fn name(&self) -> &'static str;
+
+    /// Delivers one email to every recipient in it.
+    fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a>;
+}

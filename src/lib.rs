@@ -1,0 +1,22 @@
+//! Herald tells the right people when a file lands in object storage.
+//!
+//! The crate is the pipeline every runtime shares:
+//!
+//! ```text
+//! sources ──> event ──> route ──> render ──> deliver ──> record
+//! (S3, MinIO)  (normalized) (rules)  (templates) (SMTP, outbox) (outcomes)
+//! ```
+//!
+//! [`pipeline::Pipeline`] ties the stages together; the modules under [`runtime`] are thin entry
+//! points (`herald dev`, `herald demo`, `herald invoke`) over it.
+
+pub mod config;
+pub mod deliver;
+pub mod event;
+pub mod pipeline;
+pub mod record;
+pub mod render;
+pub mod route;
+pub mod runtime;
+pub mod secret;
+pub mod sources;
