@@ -1,1 +1,63 @@
-fn main() {}
+//! The `herald` command: parses arguments, sets up logging and hands over to a command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+mod commands;
+
+/// Herald tells the right people when a file lands in object storage.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about)]
+struct Cli {
+    /// Config file. Without it: $HERALD_CONFIG, then ./herald.toml.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start an embedded S3 endpoint, upload sample files through an S3 client and write their
+    /// emails (the built-in example config unless --config names another).
+    Demo(commands::demo::Args),
+    /// Run a local S3-compatible endpoint; every upload to it goes through the pipeline.
+    Dev(commands::dev::Args),
+    /// Run the pipeline on one event payload from a file or standard input.
+    Invoke(commands::invoke::Args),
+    /// Validate a config file and its templates, reporting every problem at once.
+    Check(commands::check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(cli.config, args),
+        Command::Dev(args) => commands::dev::run(cli.config, args),
+        Command::Invoke(args) => commands::invoke::run(cli.config, args),
+        Command::Check(args) => commands::check::run(cli.config, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(commands::EXIT_FAILURE)
+        }
+    }
+}
+
+/// Logs go to standard error; `HERALD_LOG` (or `RUST_LOG`) picks the level.
+fn init_tracing() {
+    let filter = std::env::var("HERALD_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn,herald=info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,1 +1,214 @@
-//! stub: to be written
+//! The pipeline every runtime shares: parse, skip, route, render, deliver, record.
+//!
+//! Runtimes hand it raw payloads ([`Pipeline::handle_payload`]) or events they built
+//! themselves ([`Pipeline::handle_event`], used by the embedded S3 endpoint) and act on the
+//! [`Report`] it returns.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use tracing::{Instrument, debug, error, info, warn};
+
+use crate::config::file::UnmatchedFile;
+use crate::config::{Config, Rule};
+use crate::deliver::{Email, Sender};
+use crate::event::ObjectCreated;
+use crate::record::{Entry, ObjectRef, Outcome, Report, SkipReason};
+use crate::render::Context;
+use crate::route::{Route, route};
+use crate::sources::{self, Payload, Record, SourceError};
+
+/// What to do with rendered emails.
+#[derive(Clone)]
+pub enum Delivery {
+    /// Hand them to this sender.
+    Send(Arc<dyn Sender>),
+    /// Keep them in the report (`--dry-run`).
+    DryRun,
+}
+
+/// A configured pipeline; cheap to share between tasks.
+#[derive(Clone)]
+pub struct Pipeline {
+    config: Arc<Config>,
+    delivery: Delivery,
+}
+
+impl Pipeline {
+    /// A pipeline over a checked config.
+    pub fn new(config: Arc<Config>, delivery: Delivery) -> Self {
+        Pipeline { config, delivery }
+    }
+
+    /// The config this pipeline runs on.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Parses a provider payload and handles each record on its own.
+    ///
+    /// Fails only when the payload as a whole is not a known format; a bad record becomes a
+    /// failed entry and the others still go through.
+    pub async fn handle_payload(&self, payload: &[u8]) -> Result<Report, SourceError> {
+        let mut report = Report::default();
+        match sources::parse(payload)? {
+            Payload::Test { kind } => {
+                info!(kind = %kind, "provider test event acknowledged");
+                report.entries.push(entry(0, None, Outcome::Test { kind }));
+            }
+            Payload::Records(records) => {
+                for (index, record) in records.into_iter().enumerate() {
+                    report.entries.extend(self.handle_record(index, record).await);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn handle_record(&self, index: usize, record: Result<Record, SourceError>) -> Vec<Entry> {
+        match record {
+            Ok(Record::Created(event)) => self.handle_event(index, &event).await,
+            Ok(Record::Ignored { event_name }) => {
+                debug!(record = index, event_name = %event_name, "event kind ignored");
+                vec![entry(index, None, Outcome::Ignored { event_name })]
+            }
+            Err(err) => {
+                error!(record = index, error = %err, "record cannot be read and is dropped");
+                let outcome = failed(None, err.to_string(), false);
+                vec![entry(index, None, outcome)]
+            }
+        }
+    }
+
+    /// Skips, routes, renders and delivers one upload; one entry per rule it reached.
+    pub async fn handle_event(&self, index: usize, event: &ObjectCreated) -> Vec<Entry> {
+        let span = tracing::debug_span!("event", bucket = %event.bucket, key = %event.key);
+        self.handle_event_inner(index, event).instrument(span).await
+    }
+
+    async fn handle_event_inner(&self, index: usize, event: &ObjectCreated) -> Vec<Entry> {
+        let object = ObjectRef {
+            bucket: event.bucket.clone(),
+            key: event.key.clone(),
+            size: event.size,
+        };
+        let at = |outcome| entry(index, Some(object.clone()), outcome);
+
+        if let Some(reason) = self.skip_reason(event) {
+            debug!(reason = ?reason, "upload skipped by policy");
+            return vec![at(Outcome::Skipped { reason })];
+        }
+        let rules = match route(&self.config.rules, event) {
+            Route::Matched(rules) => rules,
+            Route::Unmatched(_) => return vec![at(self.unmatched(event))],
+        };
+        let mut entries = Vec::with_capacity(rules.len());
+        for rule in rules {
+            entries.push(at(self.notify(rule, event).await));
+        }
+        entries
+    }
+
+    fn skip_reason(&self, event: &ObjectCreated) -> Option<SkipReason> {
+        if self.config.skip_folder_placeholders && event.is_folder_placeholder() {
+            return Some(SkipReason::FolderPlaceholder);
+        }
+        if self.config.skip_empty_objects && event.size == 0 {
+            return Some(SkipReason::EmptyObject);
+        }
+        None
+    }
+
+    fn unmatched(&self, event: &ObjectCreated) -> Outcome {
+        match self.config.unmatched {
+            UnmatchedFile::Ignore => {
+                info!(bucket = %event.bucket, key = %event.key, "no rule matched; ignored");
+                Outcome::Unmatched
+            }
+            UnmatchedFile::Fail => {
+                warn!(bucket = %event.bucket, key = %event.key, "no rule matched");
+                failed(None, "no rule matched and unmatched = \"fail\"".into(), false)
+            }
+        }
+    }
+
+    /// Renders one rule's email and delivers it (or keeps it, in a dry run).
+    async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Outcome {
+        let email = match self.email(rule, event) {
+            Ok(email) => email,
+            Err(message) => {
+                error!(rule = %rule.name, error = %message, "email cannot be rendered");
+                return failed(Some(&rule.name), message, false);
+            }
+        };
+        let sender = match &self.delivery {
+            Delivery::DryRun => return Outcome::Rendered { email: Box::new(email) },
+            Delivery::Send(sender) => sender,
+        };
+        match sender.send(&email).await {
+            Ok(receipt) => {
+                debug!(rule = %rule.name, message_id = %email.message_id, "email delivered");
+                let (rule, message_id) = (rule.name.clone(), email.message_id);
+                Outcome::Sent { rule, message_id, receipt }
+            }
+            Err(err) => {
+                let transient = err.is_transient();
+                error!(rule = %rule.name, error = %err, transient, "email not delivered");
+                failed(Some(&rule.name), err.to_string(), transient)
+            }
+        }
+    }
+
+    /// Builds the email one rule sends for one upload.
+    pub fn email(&self, rule: &Rule, event: &ObjectCreated) -> Result<Email, String> {
+        let context = Context {
+            event,
+            rule: &rule.name,
+            time_zone: &rule.time_zone,
+        };
+        let rendered = rule.templates.render(&context).map_err(|e| e.to_string())?;
+        let from = rule.from.clone().unwrap_or_else(|| self.config.sender.from.clone());
+        let message_id = message_id(event, rule, from.email.domain());
+        Ok(Email {
+            from,
+            to: rule.to.clone(),
+            cc: rule.cc.clone(),
+            bcc: rule.bcc.clone(),
+            reply_to: rule.reply_to.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            message_id,
+            rule: rule.name.clone(),
+        })
+    }
+}
+
+/// A `Message-ID` that is the same every time the same upload reaches the same rule, so
+/// duplicates are recognizable downstream (mail servers, archives, tests).
+fn message_id(event: &ObjectCreated, rule: &Rule, domain: &str) -> String {
+    let input = format!("{}\u{0}{}", event.dedupe_key(), rule.name);
+    let hash = digest::digest(&digest::SHA256, input.as_bytes());
+    let mut id = String::from("herald.");
+    for byte in &hash.as_ref()[..16] {
+        let _ = write!(id, "{byte:02x}");
+    }
+    format!("{id}@{domain}")
+}
+
+fn entry(record: usize, object: Option<ObjectRef>, outcome: Outcome) -> Entry {
+    Entry {
+        record,
+        object,
+        outcome,
+    }
+}
+
+fn failed(rule: Option<&str>, error: String, transient: bool) -> Outcome {
+    Outcome::Failed {
+        rule: rule.map(str::to_owned),
+        error,
+        transient,
+    }
+}

@@ -1,1 +1,197 @@
-//! stub: to be written
+//! Records what happened to each record of a payload: sent, ignored, skipped or failed.
+//!
+//! A [`Report`] is what runtimes act on (exit codes, partial batch failures) and what the CLI
+//! prints. Every record has exactly one entry per rule it reached, or one entry saying why it
+//! reached none.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::deliver::{Email, Receipt};
+
+/// Why an upload was skipped before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Key ends in `/`: a folder made by a console.
+    FolderPlaceholder,
+    /// Zero bytes.
+    EmptyObject,
+}
+
+/// The fate of one record, or of one rule's email for a record.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The email was handed to the sender.
+    Sent {
+        /// The rule that produced it.
+        rule: String,
+        /// Its `Message-ID`.
+        message_id: String,
+        /// What the sender said.
+        receipt: Receipt,
+    },
+    /// Dry run: the email was rendered and not sent.
+    Rendered {
+        /// The email as it would be sent.
+        email: Box<Email>,
+    },
+    /// A provider control message such as `s3:TestEvent`.
+    Test {
+        /// The provider's name for it.
+        kind: String,
+    },
+    /// A well-formed event Herald does not notify about, such as a delete.
+    Ignored {
+        /// The provider's event name.
+        event_name: String,
+    },
+    /// Skipped by the `[skip]` policy.
+    Skipped {
+        /// Which part of the policy.
+        reason: SkipReason,
+    },
+    /// No rule matched and the config says to ignore such uploads.
+    Unmatched,
+    /// Nothing was delivered for this record (or this rule).
+    Failed {
+        /// The rule, when the failure happened after routing.
+        rule: Option<String>,
+        /// What went wrong, for people.
+        error: String,
+        /// Whether a later retry may succeed.
+        transient: bool,
+    },
+}
+
+/// The object a record was about, as far as it could be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectRef {
+    /// Bucket name.
+    pub bucket: String,
+    /// Decoded key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One line of a report.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Position of the record in its payload, from 0.
+    pub record: usize,
+    /// The object, when the record named one.
+    pub object: Option<ObjectRef>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// Everything that happened to one payload.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Entries in record order.
+    pub entries: Vec<Entry>,
+}
+
+/// Entry counts by outcome, for summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Emails handed to the sender.
+    pub sent: usize,
+    /// Emails rendered in a dry run.
+    pub rendered: usize,
+    /// Control messages.
+    pub test: usize,
+    /// Events of other kinds.
+    pub ignored: usize,
+    /// Skipped by policy.
+    pub skipped: usize,
+    /// Matched no rule.
+    pub unmatched: usize,
+    /// Failed.
+    pub failed: usize,
+}
+
+impl Report {
+    /// Counts entries by outcome.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for entry in &self.entries {
+            let slot = match entry.outcome {
+                Outcome::Sent { .. } => &mut counts.sent,
+                Outcome::Rendered { .. } => &mut counts.rendered,
+                Outcome::Test { .. } => &mut counts.test,
+                Outcome::Ignored { .. } => &mut counts.ignored,
+                Outcome::Skipped { .. } => &mut counts.skipped,
+                Outcome::Unmatched => &mut counts.unmatched,
+                Outcome::Failed { .. } => &mut counts.failed,
+            };
+            *slot += 1;
+        }
+        counts
+    }
+
+    /// True when no entry failed.
+    pub fn all_ok(&self) -> bool {
+        self.counts().failed == 0
+    }
+
+    /// The report as JSON, for `herald invoke --json` and machine readers.
+    pub fn to_json(&self) -> Value {
+        let entries: Vec<Value> = self.entries.iter().map(Entry::to_json).collect();
+        json!({ "entries": entries, "counts": self.counts() })
+    }
+}
+
+impl Entry {
+    fn to_json(&self) -> Value {
+        let mut value = outcome_json(&self.outcome);
+        value["record"] = json!(self.record);
+        if let Some(object) = &self.object {
+            value["object"] = json!(object);
+        }
+        value
+    }
+}
+
+fn outcome_json(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Sent {
+            rule,
+            message_id,
+            receipt,
+        } => json!({
+            "outcome": "sent", "rule": rule, "message_id": message_id,
+            "sender": receipt.sender, "detail": receipt.detail,
+        }),
+        Outcome::Rendered { email } => json!({ "outcome": "rendered", "email": email_json(email) }),
+        Outcome::Test { kind } => json!({ "outcome": "test", "kind": kind }),
+        Outcome::Ignored { event_name } => json!({ "outcome": "ignored", "event_name": event_name }),
+        Outcome::Skipped { reason } => json!({ "outcome": "skipped", "reason": reason }),
+        Outcome::Unmatched => json!({ "outcome": "unmatched" }),
+        Outcome::Failed {
+            rule,
+            error,
+            transient,
+        } => json!({ "outcome": "failed", "rule": rule, "error": error, "transient": transient }),
+    }
+}
+
+/// An email as plain strings; addresses in their header form.
+pub fn email_json(email: &Email) -> Value {
+    let list = |boxes: &[lettre::message::Mailbox]| -> Vec<String> {
+        boxes.iter().map(ToString::to_string).collect()
+    };
+    json!({
+        "rule": email.rule,
+        "message_id": email.message_id,
+        "from": email.from.to_string(),
+        "to": list(&email.to),
+        "cc": list(&email.cc),
+        "bcc": list(&email.bcc),
+        "reply_to": email.reply_to.as_ref().map(ToString::to_string),
+        "subject": email.subject,
+        "text": email.text,
+        "html": email.html,
+    })
+}

@@ -5,8 +5,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use lettre::message::Mailbox;
+
+use crate::config::{SenderKind, SenderSettings};
 
 pub mod message;
 pub mod outbox;
@@ -92,4 +95,42 @@ pub trait Sender: Send + Sync {
 
     /// Delivers one email to every recipient in it.
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a>;
+}
+
+/// Builds the sender a config names. Called once at start-up; the sender is then shared.
+pub fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, DeliveryError> {
+    match &settings.kind {
+        SenderKind::Outbox { dir } => Ok(Arc::new(outbox::OutboxSender::new(dir)?)),
+        SenderKind::Smtp(smtp) => Ok(Arc::new(smtp::SmtpSender::new(smtp)?)),
+    }
+}
+
+/// Where a sender delivers, in words, for start-up messages.
+pub fn describe(settings: &SenderSettings) -> String {
+    match &settings.kind {
+        SenderKind::Outbox { dir } => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            format!("outbox {} (.eml files)", dir.display())
+        }
+        SenderKind::Smtp(smtp) => format!("smtp {}:{}", smtp.host, smtp.port),
+    }
+}
+
+/// The email as a person reads it: headers, then the text part, then the HTML part.
+pub fn preview(email: &Email) -> String {
+    let list = |boxes: &[Mailbox]| boxes.iter().map(Mailbox::to_string).collect::<Vec<_>>();
+    let mut out = format!("From: {}\n", email.from);
+    for (name, boxes) in [("To", &email.to), ("Cc", &email.cc), ("Bcc", &email.bcc)] {
+        if !boxes.is_empty() {
+            out += &format!("{name}: {}\n", list(boxes).join(", "));
+        }
+    }
+    if let Some(reply_to) = &email.reply_to {
+        out += &format!("Reply-To: {reply_to}\n");
+    }
+    out += &format!("Subject: {}\nMessage-ID: <{}>\n\n{}", email.subject, email.message_id, email.text);
+    if let Some(html) = &email.html {
+        out += &format!("\n--- HTML part ---\n{html}");
+    }
+    out
 }

@@ -1,0 +1,48 @@
+//! `herald check`: validates a config and its templates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use herald::config::{self, SenderKind};
+
+use super::EXIT_CONFIG;
+
+/// Arguments of `herald check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config file to check; overrides --config.
+    #[arg(value_name = "CONFIG")]
+    file: Option<PathBuf>,
+}
+
+/// Prints a one-line verdict, or every problem with its place, and exits non-zero on problems.
+pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
+    let origin = super::origin(args.file.or(flag));
+    println!("config: {origin}");
+    let config = match config::load(origin) {
+        Ok(config) => config,
+        Err(err) => {
+            let file = err_file(&err);
+            for problem in err.problems() {
+                eprintln!("error: {file}: {problem}");
+            }
+            eprintln!("error: {err:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let sender = match &config.sender.kind {
+        SenderKind::Outbox { dir } => format!("outbox in {}", dir.display()),
+        SenderKind::Smtp(smtp) => format!("smtp {}:{} ({:?})", smtp.host, smtp.port, smtp.tls),
+    };
+    println!("ok: {} rule(s); sender: {sender}", config.rules.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn err_file(err: &config::ConfigError) -> String {
+    match err {
+        config::ConfigError::Invalid { origin, .. } => origin
+            .path()
+            .map_or_else(|| "built-in config".into(), |p| p.display().to_string()),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,100 @@
+//! `herald dev`: a local S3-compatible endpoint whose uploads go through the pipeline.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use herald::deliver;
+use herald::pipeline::{Delivery, Pipeline};
+use herald::runtime::dev::{DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions};
+use herald::runtime::local::{self, Handled};
+use tokio::sync::mpsc;
+
+/// Uploads waiting for the pipeline before the endpoint slows down PUT responses.
+const QUEUE: usize = 256;
+
+/// Arguments of `herald dev`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address for the S3 endpoint; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    /// Folder that holds the buckets and their objects.
+    #[arg(long, default_value = ".herald/dev")]
+    data_dir: PathBuf,
+    /// Bucket to create at start; repeat for more.
+    #[arg(long = "bucket", default_value = "uploads")]
+    buckets: Vec<String>,
+}
+
+/// Runs until Ctrl-C or SIGTERM, printing one line per upload.
+pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
+    let config = super::load(super::origin(flag))?;
+    super::tokio_runtime()?.block_on(async move {
+        let sender = deliver::build(&config.sender)?;
+        let (events_tx, events_rx) = mpsc::channel(QUEUE);
+        let options = DevOptions {
+            listen: args.listen,
+            data_dir: args.data_dir.clone(),
+            buckets: args.buckets.clone(),
+        };
+        let endpoint = DevEndpoint::start(options, events_tx)
+            .await
+            .with_context(|| format!("cannot start the S3 endpoint on {}", args.listen))?;
+        print_banner(&endpoint, &args, &deliver::describe(&config.sender));
+
+        let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
+        let pipeline = Pipeline::new(config, Delivery::Send(sender));
+        let worker = tokio::spawn(local::run(pipeline, events_rx, handled_tx));
+        let shutdown = super::shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                Some(handled) = handled_rx.recv() => print_handled(&handled),
+                _ = &mut shutdown => break,
+            }
+        }
+
+        println!("stopping: finishing uploads in flight");
+        endpoint.shutdown().await;
+        while let Some(handled) = handled_rx.recv().await {
+            print_handled(&handled);
+        }
+        worker.await.context("the event loop panicked")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_banner(endpoint: &DevEndpoint, args: &Args, delivery: &str) {
+    let url = endpoint.endpoint_url();
+    let bucket = args.buckets.first().map_or("uploads", String::as_str);
+    println!("herald dev: S3 endpoint ready");
+    println!("  endpoint:   {url}");
+    println!("  access key: {DEV_ACCESS_KEY}");
+    println!("  secret key: {DEV_SECRET_KEY}");
+    println!("  region:     {DEV_REGION}");
+    println!("  buckets:    {}", args.buckets.join(", "));
+    println!("  data:       {}", args.data_dir.display());
+    println!("  delivery:   {delivery}");
+    println!("try it:");
+    println!(
+        "  AWS_ACCESS_KEY_ID={DEV_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={DEV_SECRET_KEY} \
+         AWS_DEFAULT_REGION={DEV_REGION} aws --endpoint-url {url} \
+         s3 cp ./report.pdf 's3://{bucket}/reports/Q3 report.pdf'"
+    );
+    println!("ready: {url}");
+}
+
+fn print_handled(handled: &Handled) {
+    let event = &handled.event;
+    for entry in &handled.entries {
+        println!(
+            "upload: {}/{} ({} bytes): {}",
+            event.bucket,
+            event.key.escape_debug(),
+            event.size,
+            super::describe(&entry.outcome)
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! `herald invoke`: runs the pipeline on one event payload, as a function runtime would.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use herald::deliver;
+use herald::pipeline::{Delivery, Pipeline};
+use herald::record::{Entry, Outcome, Report};
+
+use super::EXIT_FAILURE;
+
+/// Arguments of `herald invoke`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Event payload (S3 notification, MinIO webhook, S3 test event); `-` or nothing reads
+    /// standard input.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Print the emails instead of sending them.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exits 0 when every record was handled, 1 when any failed or the payload is unreadable.
+pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
+    let payload = read_payload(args.file.as_ref())?;
+    let config = super::load(super::origin(flag))?;
+    let runtime = super::tokio_runtime()?;
+    let report = runtime.block_on(async {
+        let delivery = match args.dry_run {
+            true => Delivery::DryRun,
+            false => Delivery::Send(deliver::build(&config.sender)?),
+        };
+        let pipeline = Pipeline::new(config, delivery);
+        anyhow::Ok(pipeline.handle_payload(&payload).await?)
+    })?;
+
+    if args.json {
+        println!("{:#}", report.to_json());
+    } else {
+        print_report(&report);
+    }
+    Ok(match report.all_ok() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(EXIT_FAILURE),
+    })
+}
+
+fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+    match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display())),
+        None => {
+            let mut payload = Vec::new();
+            std::io::stdin().read_to_end(&mut payload).context("cannot read standard input")?;
+            Ok(payload)
+        }
+    }
+}
+
+fn print_report(report: &Report) {
+    for entry in &report.entries {
+        print_entry(entry);
+    }
+    let c = report.counts();
+    println!(
+        "summary: {} sent, {} rendered, {} ignored, {} test, {} skipped, {} unmatched, {} failed",
+        c.sent, c.rendered, c.ignored, c.test, c.skipped, c.unmatched, c.failed
+    );
+}
+
+fn print_entry(entry: &Entry) {
+    let object = entry.object.as_ref().map_or(String::new(), |o| {
+        format!(" {}/{} ({} bytes)", o.bucket, o.key.escape_debug(), o.size)
+    });
+    let what = super::describe(&entry.outcome);
+    println!("record {}:{object} {what}", entry.record);
+    if let Outcome::Rendered { email } = &entry.outcome {
+        println!("{}", indent(&deliver::preview(email)));
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("    {line}\n")).collect()
+}

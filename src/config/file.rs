@@ -1,0 +1,178 @@
+//! The configuration file as written by the operator: one TOML document, strict.
+//!
+//! These types mirror the file and nothing more. [`super::validate`] turns them into the
+//! checked [`super::Config`] the pipeline runs on. Every field here is documented for the
+//! operator; `examples/herald.toml` shows them in use.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Top-level sections of the file, in the order they are checked.
+pub const SECTIONS: [&str; 5] = ["sender", "time_zone", "skip", "unmatched", "rule"];
+
+/// `[sender]`: where rendered emails go. Exactly one sender per file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SenderFile {
+    /// Writes each email as a standard `.eml` file into a folder. The local default.
+    Outbox(OutboxFile),
+    /// Delivers through an SMTP server.
+    Smtp(SmtpFile),
+}
+
+/// `[sender]` with `type = "outbox"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxFile {
+    /// The `From` address, e.g. `"Uploads <uploads@example.com>"`.
+    pub from: String,
+    /// Folder for the `.eml` files, relative to the working directory. Default `outbox`.
+    #[serde(default = "default_outbox_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_outbox_dir() -> PathBuf {
+    PathBuf::from("outbox")
+}
+
+/// `[sender]` with `type = "smtp"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpFile {
+    /// The `From` address, e.g. `"Uploads <uploads@example.com>"`.
+    pub from: String,
+    /// `smtp://host[:port]` (port 587 by default) or `smtps://host[:port]` (implicit TLS,
+    /// port 465 by default). No credentials in the URL: use `username_env`/`password_env`.
+    pub url: String,
+    /// `"starttls"` (required upgrade, the default for `smtp://`), `"implicit"` (the default for
+    /// `smtps://`) or `"none"` (plain text: loopback or a trusted network only).
+    pub tls: Option<String>,
+    /// Name of the environment variable holding the SMTP user name, if the server wants auth.
+    pub username_env: Option<String>,
+    /// Name of the environment variable holding the SMTP password.
+    pub password_env: Option<String>,
+    /// Give up on an SMTP command after this many seconds. Default 30.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Most SMTP connections kept open at once. Default 4.
+    #[serde(default = "default_pool_max")]
+    pub pool_max: u32,
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+fn default_pool_max() -> u32 {
+    4
+}
+
+/// `[skip]`: uploads nobody wants to hear about.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipFile {
+    /// Skip keys ending in `/`: "folders" that consoles create. Default true.
+    #[serde(default = "yes")]
+    pub folder_placeholders: bool,
+    /// Skip zero-byte objects, such as the first write of a FUSE mount. Default true.
+    #[serde(default = "yes")]
+    pub empty_objects: bool,
+}
+
+impl Default for SkipFile {
+    fn default() -> Self {
+        SkipFile {
+            folder_placeholders: true,
+            empty_objects: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `unmatched`: what happens to an upload that no rule matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmatchedFile {
+    /// Log it at INFO and count it; nothing is sent. The default.
+    #[default]
+    Ignore,
+    /// Count it as a failure, so `herald invoke` exits non-zero and runtimes can dead-letter it.
+    Fail,
+}
+
+/// A value that may be written as one string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// `prefix = "reports/"`
+    One(String),
+    /// `prefix = ["reports/", "exports/"]`
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        }
+    }
+}
+
+/// One `[[rule]]`: which uploads it matches, who hears about them, and what they read.
+///
+/// Every rule that matches sends its own email, in file order, unless an earlier matching rule
+/// has `stop = true`. All match fields must hold for a rule to match; a field left out matches
+/// everything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Unique name, shown in logs, `herald check` and the `X-Herald-Rule` header.
+    pub name: String,
+    /// Bucket name, or a list of them.
+    pub bucket: Option<OneOrMany>,
+    /// Key prefix (e.g. `"contracts/"`), or a list: any one must match. Case-sensitive.
+    pub prefix: Option<OneOrMany>,
+    /// Key suffix (e.g. `".pdf"`), or a list: any one must match. Case-insensitive.
+    pub suffix: Option<OneOrMany>,
+    /// Glob over the whole key (`*` stays within one folder, `**` crosses folders), or a list.
+    pub glob: Option<OneOrMany>,
+    /// Only objects of at least this many bytes.
+    pub min_size_bytes: Option<u64>,
+    /// Only objects of at most this many bytes.
+    pub max_size_bytes: Option<u64>,
+    /// Primary recipients, e.g. `["Legal <legal@example.com>"]`.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Copied recipients.
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// Blind-copied recipients.
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    /// `Reply-To` address.
+    pub reply_to: Option<String>,
+    /// Overrides the sender's `From` for this rule.
+    pub from: Option<String>,
+    /// Subject template (MiniJinja). Default: `New file in <bucket>: <file name>`.
+    pub subject: Option<String>,
+    /// Plain-text body template. Default: file name, path, size, type, time, uploader.
+    pub text: Option<String>,
+    /// HTML body template, auto-escaped. Default: the text body's facts as a table. Set to
+    /// `""` to send text only.
+    pub html: Option<String>,
+    /// IANA time zone for times in this rule's emails, e.g. `"Europe/Berlin"`. Default: the
+    /// file's top-level `time_zone`, else UTC.
+    pub time_zone: Option<String>,
+    /// When this rule matches, later rules are not considered. Default false.
+    #[serde(default)]
+    pub stop: bool,
+    /// Considered only for uploads that no ordinary rule matched: a catch-all. Default false.
+    #[serde(default)]
+    pub fallback: bool,
+}

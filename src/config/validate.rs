@@ -1,0 +1,580 @@
+//! Turns the TOML text into a checked [`Config`], collecting every problem before reporting.
+//!
+//! Each section and each rule is deserialized on its own, so an unknown field in one rule does
+//! not hide an invalid address in another or a bad sender type.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use jiff::tz::TimeZone;
+use lettre::message::Mailbox;
+use serde::de::DeserializeOwned;
+
+use super::file::{
+    OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, SkipFile, SmtpFile, UnmatchedFile,
+};
+use super::{Config, Origin, Rule, SenderKind, SenderSettings};
+use crate::deliver::smtp::{SmtpSettings, Tls};
+use crate::render::{TemplateSources, Templates};
+use crate::route::Matcher;
+use crate::secret::Secret;
+
+/// SES and many SMTP relays refuse more recipients than this in one message.
+const MAX_RECIPIENTS: usize = 50;
+
+/// One thing wrong with a configuration, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The section, rule and field, e.g. `rule "contracts" (#1), to[0]`.
+    pub place: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML; nothing else can be checked.
+    #[error("config {origin} is not valid TOML: {message}")]
+    Syntax { origin: Origin, message: String },
+    /// The file is valid TOML but has problems; all of them are listed.
+    #[error("config {origin} has {} problem(s)", problems.len())]
+    Invalid {
+        origin: Origin,
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// The individual problems, for configs that parsed as TOML.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+}
+
+/// Looks up environment variables; a parameter so tests need not touch the real environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Parses and checks a configuration, returning it only if nothing at all is wrong.
+pub fn parse(text: &str, origin: Origin, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        origin: origin.clone(),
+        message: e.to_string(),
+    })?;
+    let mut checker = Checker {
+        problems: Vec::new(),
+        env,
+    };
+    let config = checker.config(table, origin.clone());
+    match config {
+        Some(config) if checker.problems.is_empty() => Ok(config),
+        _ => Err(ConfigError::Invalid {
+            origin,
+            problems: checker.problems,
+        }),
+    }
+}
+
+/// Walks the file, recording problems; returns `None` wherever a part could not be built.
+struct Checker<'a> {
+    problems: Vec<Problem>,
+    env: EnvLookup<'a>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, place: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            place: place.into(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, mut table: toml::Table, origin: Origin) -> Option<Config> {
+        for key in table.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+            let message = format!("unknown field `{key}`, expected one of {SECTIONS:?}");
+            self.problems.push(Problem {
+                place: "top level".into(),
+                message,
+            });
+        }
+
+        let sender = match table.remove("sender") {
+            Some(value) => self.section::<SenderFile>("[sender]", value),
+            None => {
+                self.report("[sender]", "missing section: add [sender] with a `type`");
+                None
+            }
+        };
+        let sender = sender.and_then(|s| self.sender(s));
+        let default_zone = self.default_time_zone(table.remove("time_zone"));
+        let skip = self.optional::<SkipFile>("[skip]", table.remove("skip"));
+        let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
+        let rules = self.rules(table.remove("rule"), &default_zone);
+
+        Some(Config {
+            origin,
+            sender: sender?,
+            skip_folder_placeholders: skip.as_ref()?.folder_placeholders,
+            skip_empty_objects: skip?.empty_objects,
+            unmatched: unmatched?,
+            rules,
+        })
+    }
+
+    /// Deserializes one part of the file, reporting serde's message at `place` on failure.
+    fn section<T: DeserializeOwned>(&mut self, place: &str, value: toml::Value) -> Option<T> {
+        match value.try_into::<T>() {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                self.report(place, e.message().trim_end_matches('\n'));
+                None
+            }
+        }
+    }
+
+    fn optional<T: DeserializeOwned + Default>(
+        &mut self,
+        place: &str,
+        value: Option<toml::Value>,
+    ) -> Option<T> {
+        match value {
+            Some(value) => self.section(place, value),
+            None => Some(T::default()),
+        }
+    }
+
+    fn default_time_zone(&mut self, value: Option<toml::Value>) -> TimeZone {
+        let name = self.optional::<Option<String>>("time_zone", value).flatten();
+        name.and_then(|name| self.time_zone("time_zone", &name))
+            .unwrap_or(TimeZone::UTC)
+    }
+
+    fn time_zone(&mut self, place: &str, name: &str) -> Option<TimeZone> {
+        match TimeZone::get(name) {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                let message = format!("unknown time zone {name:?}; use an IANA name");
+                self.report(place, message + " such as \"Europe/Berlin\"");
+                None
+            }
+        }
+    }
+
+    fn mailbox(&mut self, place: &str, text: &str) -> Option<Mailbox> {
+        match text.parse::<Mailbox>() {
+            Ok(mailbox) => Some(mailbox),
+            Err(e) => {
+                self.report(place, format!("invalid email address {text:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn mailboxes(&mut self, place: &str, texts: &[String]) -> Vec<Mailbox> {
+        let parsed = texts.iter().enumerate();
+        parsed
+            .filter_map(|(i, text)| self.mailbox(&format!("{place}[{i}]"), text))
+            .collect()
+    }
+
+    fn sender(&mut self, file: SenderFile) -> Option<SenderSettings> {
+        match file {
+            SenderFile::Outbox(OutboxFile { from, dir }) => {
+                let from = self.mailbox("[sender] from", &from)?;
+                let kind = SenderKind::Outbox { dir };
+                Some(SenderSettings { from, kind })
+            }
+            SenderFile::Smtp(smtp) => {
+                let from = self.mailbox("[sender] from", &smtp.from);
+                let settings = self.smtp(smtp)?;
+                let kind = SenderKind::Smtp(settings);
+                Some(SenderSettings { from: from?, kind })
+            }
+        }
+    }
+
+    fn smtp(&mut self, file: SmtpFile) -> Option<SmtpSettings> {
+        let url = match url::Url::parse(&file.url) {
+            Ok(url) => url,
+            Err(e) => {
+                self.report("[sender] url", format!("invalid URL {:?}: {e}", file.url));
+                return None;
+            }
+        };
+        let (implicit, default_port) = match url.scheme() {
+            "smtp" => (false, 587),
+            "smtps" => (true, 465),
+            other => {
+                let message = format!("scheme {other:?} is not smtp:// or smtps://");
+                self.report("[sender] url", message);
+                return None;
+            }
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            let message = "credentials in the URL would end up in logs and files; \
+                           use username_env and password_env";
+            self.report("[sender] url", message);
+        }
+        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+            self.report("[sender] url", format!("{:?} names no host", file.url));
+            return None;
+        };
+        let tls = self.tls(file.tls.as_deref(), implicit)?;
+        let credentials = self.credentials(&file);
+        if file.pool_max == 0 {
+            self.report("[sender] pool_max", "must be at least 1");
+        }
+        Some(SmtpSettings {
+            host: host.trim_matches(['[', ']']).to_owned(),
+            port: url.port().unwrap_or(default_port),
+            tls,
+            credentials: credentials?,
+            timeout: Duration::from_secs(file.timeout_secs),
+            pool_max: file.pool_max.max(1),
+        })
+    }
+
+    fn tls(&mut self, value: Option<&str>, implicit: bool) -> Option<Tls> {
+        match value {
+            None if implicit => Some(Tls::Implicit),
+            None => Some(Tls::StartTls),
+            Some("starttls") => Some(Tls::StartTls),
+            Some("implicit") => Some(Tls::Implicit),
+            Some("none") => Some(Tls::None),
+            Some(other) => {
+                let message = format!("unknown TLS mode {other:?}: use starttls, implicit or none");
+                self.report("[sender] tls", message);
+                None
+            }
+        }
+    }
+
+    /// Resolves `username_env`/`password_env` now, so a missing secret is a start-up problem
+    /// rather than a failed delivery hours later.
+    fn credentials(&mut self, file: &SmtpFile) -> Option<Option<(String, Secret)>> {
+        let (user_var, pass_var) = match (&file.username_env, &file.password_env) {
+            (None, None) => return Some(None),
+            (Some(user), Some(pass)) => (user, pass),
+            _ => {
+                let message = "set both username_env and password_env, or neither";
+                self.report("[sender]", message);
+                return None;
+            }
+        };
+        let user = self.env_var("[sender] username_env", user_var);
+        let pass = self.env_var("[sender] password_env", pass_var);
+        Some(Some((user?, Secret::new(pass?))))
+    }
+
+    fn env_var(&mut self, place: &str, name: &str) -> Option<String> {
+        let value = (self.env)(name);
+        if value.is_none() {
+            self.report(place, format!("environment variable {name} is not set"));
+        }
+        value
+    }
+
+    fn rules(&mut self, value: Option<toml::Value>, default_zone: &TimeZone) -> Vec<Rule> {
+        let entries = match value {
+            Some(toml::Value::Array(entries)) => entries,
+            Some(_) => {
+                self.report("rule", "must be written as [[rule]] tables");
+                return Vec::new();
+            }
+            None => {
+                let message = "no [[rule]]: nothing would ever be sent";
+                self.report("rule", message);
+                return Vec::new();
+            }
+        };
+        let mut rules: Vec<Rule> = Vec::new();
+        for (index, entry) in entries.into_iter().enumerate() {
+            let place = rule_place(&entry, index);
+            let Some(file) = self.section::<RuleFile>(&place, entry) else {
+                continue;
+            };
+            if rules.iter().any(|r| r.name == file.name) {
+                self.report(&place, "another rule already has this name");
+            }
+            rules.extend(self.rule(&place, file, default_zone));
+        }
+        rules
+    }
+
+    fn rule(&mut self, place: &str, file: RuleFile, default_zone: &TimeZone) -> Option<Rule> {
+        if file.name.trim().is_empty() {
+            self.report(place, "name must not be empty");
+        }
+        let matcher = self.matcher(place, &file);
+        let to = self.mailboxes(&format!("{place}, to"), &file.to);
+        let cc = self.mailboxes(&format!("{place}, cc"), &file.cc);
+        let bcc = self.mailboxes(&format!("{place}, bcc"), &file.bcc);
+        self.recipient_count(place, &file);
+        let reply_to = file.reply_to.as_deref();
+        let reply_to = reply_to.map(|t| self.mailbox(&format!("{place}, reply_to"), t));
+        let from = file.from.as_deref().map(|t| self.mailbox(&format!("{place}, from"), t));
+        let templates = self.templates(place, &file);
+        let time_zone = match &file.time_zone {
+            Some(name) => self.time_zone(&format!("{place}, time_zone"), name),
+            None => Some(default_zone.clone()),
+        };
+        Some(Rule {
+            name: file.name,
+            matcher: matcher?,
+            to,
+            cc,
+            bcc,
+            reply_to: reply_to.map_or(Some(None), |r| r.map(Some))?,
+            from: from.map_or(Some(None), |f| f.map(Some))?,
+            templates: Arc::new(templates?),
+            time_zone: time_zone?,
+            stop: file.stop,
+            fallback: file.fallback,
+        })
+    }
+
+    fn recipient_count(&mut self, place: &str, file: &RuleFile) {
+        let count = file.to.len() + file.cc.len() + file.bcc.len();
+        if count == 0 {
+            self.report(place, "no recipients: set at least one of to, cc or bcc");
+        } else if count > MAX_RECIPIENTS {
+            let message = format!("{count} recipients; at most {MAX_RECIPIENTS} per message");
+            self.report(place, message + " (use a mailing list address)");
+        }
+    }
+
+    fn matcher(&mut self, place: &str, file: &RuleFile) -> Option<Matcher> {
+        let globs = match &file.glob {
+            Some(globs) => Some(self.globs(&format!("{place}, glob"), globs.clone())?),
+            None => None,
+        };
+        if let (Some(min), Some(max)) = (file.min_size_bytes, file.max_size_bytes)
+            && min > max
+        {
+            let message = format!("min_size_bytes ({min}) is larger than max_size_bytes ({max})");
+            self.report(place, message);
+        }
+        let suffixes = values(&file.suffix).into_iter().map(|s| s.to_lowercase());
+        Some(Matcher {
+            buckets: values(&file.bucket),
+            prefixes: values(&file.prefix),
+            suffixes: suffixes.collect(),
+            globs,
+            min_size: file.min_size_bytes,
+            max_size: file.max_size_bytes,
+        })
+    }
+
+    fn globs(&mut self, place: &str, patterns: OneOrMany) -> Option<GlobSet> {
+        let mut set = GlobSetBuilder::new();
+        let mut ok = true;
+        for pattern in patterns.into_vec() {
+            match GlobBuilder::new(&pattern).literal_separator(true).build() {
+                Ok(glob) => {
+                    set.add(glob);
+                }
+                Err(e) => {
+                    self.report(place, format!("invalid glob {pattern:?}: {}", e.kind()));
+                    ok = false;
+                }
+            }
+        }
+        let set = set.build();
+        ok.then_some(()).and(set.ok())
+    }
+
+    fn templates(&mut self, place: &str, file: &RuleFile) -> Option<Templates> {
+        let sources = TemplateSources {
+            subject: file.subject.as_deref(),
+            text: file.text.as_deref(),
+            html: file.html.as_deref(),
+        };
+        match Templates::compile(sources) {
+            Ok(templates) => Some(templates),
+            Err(errors) => {
+                for error in errors {
+                    self.report(place, error.to_string());
+                }
+                None
+            }
+        }
+    }
+}
+
+fn values(field: &Option<OneOrMany>) -> Vec<String> {
+    field.clone().map(OneOrMany::into_vec).unwrap_or_default()
+}
+
+/// Names a rule by its `name` when it has one, and always by its position (1-based).
+fn rule_place(entry: &toml::Value, index: usize) -> String {
+    match entry.get("name").and_then(toml::Value::as_str) {
+        Some(name) => format!("rule {name:?} (#{})", index + 1),
+        None => format!("rule #{}", index + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        let env = |name: &str| (name == "SMTP_USER" || name == "SMTP_PASS").then(|| "x".into());
+        parse(text, Origin::BuiltIn, &env)
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match check(text) {
+            Ok(_) => panic!("expected problems"),
+            Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+        [sender]
+        type = "smtp"
+        url = "smtp://127.0.0.1:2525"
+        tls = "none"
+        from = "Uploads <uploads@example.com>"
+        username_env = "SMTP_USER"
+        password_env = "SMTP_PASS"
+
+        [[rule]]
+        name = "contracts"
+        bucket = "legal"
+        prefix = ["contracts/"]
+        suffix = [".PDF", ".docx"]
+        to = ["Legal <legal@example.com>"]
+        time_zone = "Europe/Berlin"
+    "#;
+
+    #[test]
+    fn good_config_resolves_every_field() {
+        let config = check(GOOD).unwrap_or_else(|e| panic!("{e}: {:?}", e.problems()));
+        let SenderKind::Smtp(smtp) = &config.sender.kind else {
+            panic!("expected smtp");
+        };
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, Tls::None));
+        let (user, pass) = smtp.credentials.clone().expect("credentials");
+        assert_eq!((user.as_str(), pass.expose()), ("x", "x"));
+        let rule = &config.rules[0];
+        assert_eq!(rule.matcher.suffixes, [".pdf", ".docx"]);
+        assert_eq!(rule.to[0].email.to_string(), "legal@example.com");
+        assert!(config.skip_folder_placeholders && config.skip_empty_objects);
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        let text = r#"
+            [sender]
+            type = "carrier-pigeon"
+            from = "a@example.com"
+
+            [[rule]]
+            name = "typo"
+            to = ["a@example.com"]
+            subjekt = "hello"
+
+            [[rule]]
+            name = "bad-address"
+            to = ["not an address"]
+        "#;
+        let found = problems(text);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("[sender]: unknown variant `carrier-pigeon`"));
+        assert!(found[1].starts_with("rule \"typo\" (#1): unknown field `subjekt`"));
+        assert!(found[2].starts_with("rule \"bad-address\" (#2), to[0]: invalid email address"));
+    }
+
+    #[test]
+    fn unknown_time_zone_and_bad_sizes_are_named() {
+        let text = r#"
+            [sender]
+            type = "outbox"
+            from = "a@example.com"
+            [[rule]]
+            name = "r"
+            to = ["a@example.com"]
+            time_zone = "Mars/Olympus"
+            min_size_bytes = 10
+            max_size_bytes = 5
+        "#;
+        let found = problems(text);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].contains("min_size_bytes (10) is larger than max_size_bytes (5)"));
+        assert!(found[1].contains("unknown time zone \"Mars/Olympus\""));
+    }
+
+    #[test]
+    fn missing_secret_and_url_credentials_are_problems() {
+        let text = r#"
+            unmatched = "fail"
+            [sender]
+            type = "smtp"
+            url = "smtp://user:pw@mail.example.com"
+            from = "a@example.com"
+            username_env = "SMTP_USER"
+            password_env = "NOT_SET"
+            [[rule]]
+            name = "r"
+            to = ["a@example.com"]
+        "#;
+        let found = problems(text);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].contains("credentials in the URL"));
+        assert!(found[1].contains("environment variable NOT_SET is not set"));
+    }
+
+    #[test]
+    fn structural_problems_are_named() {
+        let found = problems("colour = \"blue\"\n");
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("top level: unknown field `colour`"));
+        assert!(found[1].starts_with("[sender]: missing section"));
+        assert!(found[2].starts_with("rule: no [[rule]]"));
+    }
+
+    #[test]
+    fn duplicate_rule_names_and_bad_globs_are_problems() {
+        let text = r#"
+            [sender]
+            type = "outbox"
+            from = "a@example.com"
+            [[rule]]
+            name = "r"
+            to = ["a@example.com"]
+            [[rule]]
+            name = "r"
+            to = ["a@example.com"]
+            glob = "raw/[.csv"
+        "#;
+        let found = problems(text);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].contains("another rule already has this name"));
+        assert!(found[1].contains("invalid glob \"raw/[.csv\""));
+    }
+
+    #[test]
+    fn toml_syntax_error_is_its_own_error() {
+        let err = check("[sender\n").err().expect("syntax error");
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+}
