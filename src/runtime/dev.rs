@@ -7,6 +7,8 @@
 //! sent an event notification.
 
 mod notify;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::net::SocketAddr;
