@@ -114,7 +114,9 @@ pub fn parse(payload: &[u8]) -> Result<Payload, SourceError> {
 /// Explains why JSON matched no format, naming what it does have so a human can tell a
 /// misrouted payload from a truncated one.
 fn unrecognized(value: &Value) -> String {
+    // Keys are the sender's data: show a bounded preview of them, never the whole payload.
     const SHOWN: usize = 8;
+    const KEY_CHARS: usize = 40;
     let Value::Object(object) = value else {
         return format!(
             "top-level JSON is {}, expected an object with a \"Records\" array",
@@ -124,9 +126,13 @@ fn unrecognized(value: &Value) -> String {
     if object.is_empty() {
         return "JSON object is empty, expected a \"Records\" array".to_owned();
     }
-    let mut keys: Vec<&str> = object.keys().take(SHOWN).map(String::as_str).collect();
+    let mut keys: Vec<String> = object
+        .keys()
+        .take(SHOWN)
+        .map(|key| key.chars().take(KEY_CHARS).collect())
+        .collect();
     if object.len() > SHOWN {
-        keys.push("...");
+        keys.push("...".to_owned());
     }
     format!(
         "JSON object has no \"Records\" array and is no test event (top-level keys: {})",
@@ -184,6 +190,16 @@ mod tests {
              (top-level keys: a, b, c, d, e, f, g, h, ...)",
         );
         assert_eq!(parse(payload), Err(want));
+    }
+
+    #[test]
+    fn long_keys_are_cut_short() {
+        let payload = format!("{{\"{}\":1}}", "k".repeat(100));
+        let want = unknown(&format!(
+            "JSON object has no \"Records\" array and is no test event (top-level keys: {})",
+            "k".repeat(40)
+        ));
+        assert_eq!(parse(payload.as_bytes()), Err(want));
     }
 
     #[test]
