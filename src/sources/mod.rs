@@ -1,7 +1,11 @@
 //! Event sources: turn a provider's payload into normalized [`ObjectCreated`] events.
 //!
 //! Each provider module owns its serde types, tolerates unknown fields and keeps open-ended
-//! values (event names) as strings. [`parse`] recognizes which format a payload is in.
+//! values (event names) as strings. [`parse`] recognizes which format a payload is in by
+//! checking a table of known formats in order, so a new source (an SNS envelope, an SQS batch,
+//! EventBridge, Event Grid) is one more module and one more row.
+
+use serde_json::Value;
 
 use crate::event::ObjectCreated;
 
@@ -10,6 +14,9 @@ pub mod minio;
 pub mod s3;
 
 /// One record of a payload, after normalization.
+// Nearly every record is a creation, so boxing the large variant would add an allocation to
+// the common case to save space in the rare one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// An object was created: this is what Herald notifies about.
@@ -53,7 +60,190 @@ pub enum SourceError {
     },
 }
 
-/// stub until the sources branch lands
-pub fn parse(_payload: &[u8]) -> Result<Payload, SourceError> {
-    Err(SourceError::UnknownFormat { reason: "stub".into() })
+/// A payload format [`parse`] knows: how to recognize it and how to read it.
+struct Format {
+    /// What the format is called in logs.
+    name: &'static str,
+    /// Whether a payload is in this format. Looks at top-level fields only, so it is cheap and
+    /// a payload that matches but is broken gets that format's specific error.
+    matches: fn(&Value) -> bool,
+    /// Reads a payload that matched.
+    read: fn(Value) -> Result<Payload, SourceError>,
+}
+
+/// Known formats, checked in order; the first match wins, so a more specific shape must come
+/// before a more general one. The MinIO wrapper also has `Records`, hence before plain S3.
+/// SQS and SNS-to-Lambda batches also have `Records` (with another `eventSource`), so their rows
+/// will need to go before S3's too.
+const FORMATS: &[Format] = &[
+    Format {
+        name: "s3 test event",
+        matches: s3::is_test_event,
+        read: s3::read_test_event,
+    },
+    Format {
+        name: "minio webhook",
+        matches: minio::is_webhook,
+        read: minio::read_webhook,
+    },
+    Format {
+        name: "s3 event notification",
+        matches: s3::is_notification,
+        read: s3::read_notification,
+    },
+];
+
+/// Recognizes a payload's format and normalizes it.
+///
+/// An error here concerns the payload as a whole (not JSON, or no format matches); a problem
+/// with one record is reported in that record's slot of [`Payload::Records`].
+pub fn parse(payload: &[u8]) -> Result<Payload, SourceError> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|err| SourceError::UnknownFormat {
+            reason: format!("not valid JSON ({err})"),
+        })?;
+    let Some(format) = FORMATS.iter().find(|format| (format.matches)(&value)) else {
+        return Err(SourceError::UnknownFormat {
+            reason: unrecognized(&value),
+        });
+    };
+    tracing::debug!(format = format.name, "recognized payload format");
+    (format.read)(value)
+}
+
+/// Explains why JSON matched no format, naming what it does have so a human can tell a
+/// misrouted payload from a truncated one.
+fn unrecognized(value: &Value) -> String {
+    // Keys are the sender's data: show a bounded preview of them, never the whole payload.
+    const SHOWN: usize = 8;
+    const KEY_CHARS: usize = 40;
+    let Value::Object(object) = value else {
+        return format!(
+            "top-level JSON is {}, expected an object with a \"Records\" array",
+            json_kind(value)
+        );
+    };
+    if object.is_empty() {
+        return "JSON object is empty, expected a \"Records\" array".to_owned();
+    }
+    let mut keys: Vec<String> = object
+        .keys()
+        .take(SHOWN)
+        .map(|key| key.chars().take(KEY_CHARS).collect())
+        .collect();
+    if object.len() > SHOWN {
+        keys.push("...".to_owned());
+    }
+    format!(
+        "JSON object has no \"Records\" array and is no test event (top-level keys: {})",
+        keys.join(", ")
+    )
+}
+
+/// Names a JSON value's type for error messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(reason: &str) -> SourceError {
+        SourceError::UnknownFormat {
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn non_json_says_so() {
+        let want = unknown("not valid JSON (expected value at line 1 column 1)");
+        assert_eq!(parse(b"Records: none"), Err(want));
+        let want = unknown("not valid JSON (EOF while parsing a value at line 1 column 11)");
+        assert_eq!(parse(b"{\"Records\":"), Err(want));
+    }
+
+    #[test]
+    fn json_without_records_names_its_keys() {
+        let want = unknown(
+            "JSON object has no \"Records\" array and is no test event \
+             (top-level keys: Message, Type)",
+        );
+        assert_eq!(
+            parse(br#"{"Type":"Notification","Message":"{}"}"#),
+            Err(want)
+        );
+    }
+
+    #[test]
+    fn long_key_lists_are_cut_short() {
+        let payload = br#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}"#;
+        let want = unknown(
+            "JSON object has no \"Records\" array and is no test event \
+             (top-level keys: a, b, c, d, e, f, g, h, ...)",
+        );
+        assert_eq!(parse(payload), Err(want));
+    }
+
+    #[test]
+    fn long_keys_are_cut_short() {
+        let payload = format!("{{\"{}\":1}}", "k".repeat(100));
+        let want = unknown(&format!(
+            "JSON object has no \"Records\" array and is no test event (top-level keys: {})",
+            "k".repeat(40)
+        ));
+        assert_eq!(parse(payload.as_bytes()), Err(want));
+    }
+
+    #[test]
+    fn other_json_shapes_are_named() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"{}", "JSON object is empty, expected a \"Records\" array"),
+            (
+                b"[{\"eventType\":\"Microsoft.Storage.BlobCreated\"}]",
+                "top-level JSON is an array, expected an object with a \"Records\" array",
+            ),
+            (
+                b"\"s3:TestEvent\"",
+                "top-level JSON is a string, expected an object with a \"Records\" array",
+            ),
+            (
+                b"{\"Records\":{}}",
+                "\"Records\" is an object, expected an array",
+            ),
+        ];
+        for (payload, reason) in cases {
+            assert_eq!(parse(payload), Err(unknown(reason)));
+        }
+    }
+
+    #[test]
+    fn a_test_event_from_elsewhere_is_not_s3s() {
+        let payload = br#"{"Service":"Other","Event":"s3:TestEvent"}"#;
+        let want = unknown(
+            "JSON object has no \"Records\" array and is no test event \
+             (top-level keys: Event, Service)",
+        );
+        assert_eq!(parse(payload), Err(want));
+    }
+
+    #[test]
+    fn empty_records_is_an_empty_batch() {
+        assert_eq!(parse(b"{\"Records\":[]}"), Ok(Payload::Records(Vec::new())));
+    }
+
+    #[test]
+    fn error_message_reads_as_one_sentence() {
+        let message = parse(b"{}").map_err(|err| err.to_string());
+        let want = "payload is not a known storage event format: \
+                    JSON object is empty, expected a \"Records\" array";
+        assert_eq!(message, Err(want.to_owned()));
+    }
 }
