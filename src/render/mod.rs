@@ -51,8 +51,8 @@ pub struct TemplateSources<'a> {
     pub html: Option<&'a str>,
 }
 
-/// Which of the three templates a problem is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which of the three templates a problem is in; ordered as they appear in an email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TemplatePart {
     /// The subject line.
     Subject,
@@ -205,6 +205,8 @@ impl Templates {
                 errors.push(TemplateError::new(part, &err, source));
             }
         }
+        // Parse errors were found first; report in subject, text, html order all the same.
+        errors.sort_by_key(|err| err.part);
         if errors.is_empty() {
             Ok(templates)
         } else {

@@ -184,7 +184,7 @@ fn every_problem_is_reported_at_once() {
             TemplatePart::Text
         ]
     );
-    let html = errors[1].to_string();
+    let html = errors[2].to_string();
     assert!(html.starts_with("html template, line 3: "), "{html}");
 }
 
