@@ -180,8 +180,8 @@ fn every_problem_is_reported_at_once() {
         parts,
         [
             TemplatePart::Subject,
-            TemplatePart::Html,
-            TemplatePart::Text
+            TemplatePart::Text,
+            TemplatePart::Html
         ]
     );
     let html = errors[2].to_string();
