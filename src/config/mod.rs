@@ -93,12 +93,6 @@ pub struct Rule {
     pub fallback: bool,
 }
 
-impl std::fmt::Debug for Templates {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Templates")
-    }
-}
-
 /// Where a configuration was found, so commands can say which one they used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {

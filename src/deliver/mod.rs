@@ -97,8 +97,20 @@ pub trait Sender: Send + Sync {
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a>;
 }
 
-/// Builds the sender a config names. Called once at start-up; the sender is then shared.
-pub fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, DeliveryError> {
+/// Why a sender could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The outbox folder is unusable.
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+    /// The SMTP transport could not be built.
+    #[error(transparent)]
+    Smtp(#[from] smtp::SmtpSetupError),
+}
+
+/// Builds the sender a config names. Called once at start-up, inside the async runtime (the
+/// SMTP pool needs one); the sender is then shared.
+pub fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupError> {
     match &settings.kind {
         SenderKind::Outbox { dir } => Ok(Arc::new(outbox::OutboxSender::new(dir)?)),
         SenderKind::Smtp(smtp) => Ok(Arc::new(smtp::SmtpSender::new(smtp)?)),
