@@ -1,5 +1,6 @@
 //! The `herald` command: parses arguments, sets up logging and hands over to a command.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,13 +52,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to standard error; `HERALD_LOG` (or `RUST_LOG`) picks the level.
+/// Logs go to standard error, apart from what commands print for people on standard output.
+/// `HERALD_LOG` (or `RUST_LOG`) picks the level: warnings and errors only by default, since
+/// every command already prints what happened to each upload.
 fn init_tracing() {
     let filter = std::env::var("HERALD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn,herald=info".into());
+        .unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -59,7 +59,9 @@ impl Pipeline {
             }
             Payload::Records(records) => {
                 for (index, record) in records.into_iter().enumerate() {
-                    report.entries.extend(self.handle_record(index, record).await);
+                    report
+                        .entries
+                        .extend(self.handle_record(index, record).await);
                 }
             }
         }
@@ -128,7 +130,11 @@ impl Pipeline {
             }
             UnmatchedFile::Fail => {
                 warn!(bucket = %event.bucket, key = %event.key, "no rule matched");
-                failed(None, "no rule matched and unmatched = \"fail\"".into(), false)
+                failed(
+                    None,
+                    "no rule matched and unmatched = \"fail\"".into(),
+                    false,
+                )
             }
         }
     }
@@ -143,14 +149,22 @@ impl Pipeline {
             }
         };
         let sender = match &self.delivery {
-            Delivery::DryRun => return Outcome::Rendered { email: Box::new(email) },
+            Delivery::DryRun => {
+                return Outcome::Rendered {
+                    email: Box::new(email),
+                };
+            }
             Delivery::Send(sender) => sender,
         };
         match sender.send(&email).await {
             Ok(receipt) => {
                 debug!(rule = %rule.name, message_id = %email.message_id, "email delivered");
                 let (rule, message_id) = (rule.name.clone(), email.message_id);
-                Outcome::Sent { rule, message_id, receipt }
+                Outcome::Sent {
+                    rule,
+                    message_id,
+                    receipt,
+                }
             }
             Err(err) => {
                 let transient = err.is_transient();
@@ -168,7 +182,10 @@ impl Pipeline {
             time_zone: &rule.time_zone,
         };
         let rendered = rule.templates.render(&context).map_err(|e| e.to_string())?;
-        let from = rule.from.clone().unwrap_or_else(|| self.config.sender.from.clone());
+        let from = rule
+            .from
+            .clone()
+            .unwrap_or_else(|| self.config.sender.from.clone());
         let message_id = message_id(event, rule, from.email.domain());
         Ok(Email {
             from,

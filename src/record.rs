@@ -166,7 +166,9 @@ fn outcome_json(outcome: &Outcome) -> Value {
         }),
         Outcome::Rendered { email } => json!({ "outcome": "rendered", "email": email_json(email) }),
         Outcome::Test { kind } => json!({ "outcome": "test", "kind": kind }),
-        Outcome::Ignored { event_name } => json!({ "outcome": "ignored", "event_name": event_name }),
+        Outcome::Ignored { event_name } => {
+            json!({ "outcome": "ignored", "event_name": event_name })
+        }
         Outcome::Skipped { reason } => json!({ "outcome": "skipped", "reason": reason }),
         Outcome::Unmatched => json!({ "outcome": "unmatched" }),
         Outcome::Failed {

@@ -15,7 +15,10 @@ fn broken_config_reports_all_four_problems_at_once() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
 
-    let problems: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: tests/")).collect();
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: tests/"))
+        .collect();
     assert_eq!(problems.len(), 4, "{stderr}");
     let file = "error: tests/fixtures/config/broken.toml:";
     assert!(problems[0].starts_with(&format!("{file} [sender]: unknown variant `pigeon`")));
@@ -36,7 +39,10 @@ fn example_config_passes() {
         .expect("herald runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("ok: 3 rule(s); sender: outbox in outbox"), "{stdout}");
+    assert!(
+        stdout.contains("ok: 3 rule(s); sender: outbox in outbox"),
+        "{stdout}"
+    );
 }
 
 #[test]

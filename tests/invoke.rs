@@ -21,9 +21,8 @@ fn dry_run(fixture: &str) -> (i32, Value) {
     let path = format!("tests/fixtures/{fixture}");
     let output = herald(&["--config", CONFIG, "invoke", "--dry-run", "--json", &path]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr))
-    });
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
     (output.status.code().expect("exit code"), report)
 }
 
@@ -37,7 +36,8 @@ fn emails(report: &Value) -> Vec<(String, Vec<String>, String, String)> {
             let to = email["to"].as_array().expect("to").iter();
             (
                 email["rule"].as_str().expect("rule").to_owned(),
-                to.map(|t| t.as_str().expect("address").to_owned()).collect(),
+                to.map(|t| t.as_str().expect("address").to_owned())
+                    .collect(),
                 email["subject"].as_str().expect("subject").to_owned(),
                 email["text"].as_str().expect("text").to_owned(),
             )
@@ -73,16 +73,25 @@ fn put_renders_the_invoice_email() {
 #[test]
 fn copy_renders_with_its_event_name() {
     let (rule, _, subject, text) = one_email("s3/copy.json");
-    assert_eq!((rule.as_str(), subject.as_str()), ("invoices", "Invoice: INV-0042.pdf"));
+    assert_eq!(
+        (rule.as_str(), subject.as_str()),
+        ("invoices", "Invoice: INV-0042.pdf")
+    );
     assert!(text.starts_with("archive/2024/INV-0042.pdf | 48213 | ObjectCreated:Copy | "));
 }
 
 #[test]
 fn multipart_upload_matches_the_size_rule() {
     let (rule, to, subject, text) = one_email("s3/multipart.json");
-    assert_eq!((rule.as_str(), to), ("large", vec!["ops@example.com".to_owned()]));
+    assert_eq!(
+        (rule.as_str(), to),
+        ("large", vec!["ops@example.com".to_owned()])
+    );
     assert_eq!(subject, "Large upload: db-2024-03-14.tar.gz (150.0 MiB)");
-    assert_eq!(text, "backups/db-2024-03-14.tar.gz | 157286400 | 157,286,400");
+    assert_eq!(
+        text,
+        "backups/db-2024-03-14.tar.gz | 157286400 | 157,286,400"
+    );
 }
 
 #[test]
@@ -90,7 +99,10 @@ fn five_gib_object_keeps_its_exact_size() {
     let (rule, _, subject, text) = one_email("s3/size_5gib.json");
     assert_eq!(rule, "large");
     assert_eq!(subject, "Large upload: keynote-4k.mov (5.0 GiB)");
-    assert_eq!(text, "video/raw/keynote-4k.mov | 5368709120 | 5,368,709,120");
+    assert_eq!(
+        text,
+        "video/raw/keynote-4k.mov | 5368709120 | 5,368,709,120"
+    );
 }
 
 #[test]
@@ -110,9 +122,19 @@ fn multi_record_payload_sends_one_email_per_record_in_order() {
 #[test]
 fn form_encoded_keys_are_decoded_once() {
     let cases = [
-        ("s3/key_plus.json", "Q3 report (final).pdf", "reports/Q3 report (final).pdf", 20480),
+        (
+            "s3/key_plus.json",
+            "Q3 report (final).pdf",
+            "reports/Q3 report (final).pdf",
+            20480,
+        ),
         ("s3/key_encoded_plus.json", "a+b.txt", "a+b.txt", 3),
-        ("s3/key_colon.json", "2024-01-01T10:00:00.log", "logs/2024-01-01T10:00:00.log", 5120),
+        (
+            "s3/key_colon.json",
+            "2024-01-01T10:00:00.log",
+            "logs/2024-01-01T10:00:00.log",
+            5120,
+        ),
         ("s3/key_slash.json", "file.txt", "folder/sub/file.txt", 11),
         (
             "s3/key_utf8.json",
@@ -123,7 +145,10 @@ fn form_encoded_keys_are_decoded_once() {
     ];
     for (fixture, name, key, size) in cases {
         let bucket = "acme-uploads";
-        let expected = fallback(&format!("New file: {name}"), &format!("{bucket}/{key} ({size} bytes)"));
+        let expected = fallback(
+            &format!("New file: {name}"),
+            &format!("{bucket}/{key} ({size} bytes)"),
+        );
         assert_eq!(one_email(fixture), expected, "{fixture}");
     }
 }
@@ -177,7 +202,12 @@ fn bad_record_fails_alone_and_sets_the_exit_code() {
     assert_eq!(entries[0]["outcome"], "rendered");
     assert_eq!(entries[1]["outcome"], "failed");
     assert_eq!(entries[1]["record"], 1);
-    assert!(entries[1]["error"].as_str().expect("error").contains("record 1"));
+    assert!(
+        entries[1]["error"]
+            .as_str()
+            .expect("error")
+            .contains("record 1")
+    );
 }
 
 #[test]
@@ -194,7 +224,10 @@ fn message_id_is_the_same_for_a_redelivered_event() {
     let first = id(dry_run("s3/put.json").1);
     assert_eq!(first, id(dry_run("s3/put.json").1));
     let first = first.as_str().expect("message id");
-    assert!(first.starts_with("herald.") && first.ends_with("@example.com"), "{first}");
+    assert!(
+        first.starts_with("herald.") && first.ends_with("@example.com"),
+        "{first}"
+    );
 }
 
 /// Sends through the outbox and parses the `.eml` the way a mail client would.
@@ -208,8 +241,17 @@ fn hostile_file_name_stays_data() {
     std::fs::write(&config_path, config).expect("write config");
 
     let config_arg = config_path.to_str().expect("utf-8 path");
-    let output = herald(&["-c", config_arg, "invoke", "tests/fixtures/s3/key_hostile.json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = herald(&[
+        "-c",
+        config_arg,
+        "invoke",
+        "tests/fixtures/s3/key_hostile.json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let files: Vec<_> = std::fs::read_dir(&dir).expect("outbox").collect();
     assert_eq!(files.len(), 1);
@@ -218,16 +260,24 @@ fn hostile_file_name_stays_data() {
 }
 
 fn assert_hostile_name_is_inert(raw: &[u8]) {
-    let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let header_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let headers = String::from_utf8_lossy(&raw[..header_end]);
     let names: Vec<&str> = headers
         .lines()
         .filter(|l| !l.starts_with([' ', '\t']))
         .filter_map(|l| l.split(':').next())
         .collect();
-    assert!(!names.iter().any(|n| n.eq_ignore_ascii_case("bcc")), "{headers}");
+    assert!(
+        !names.iter().any(|n| n.eq_ignore_ascii_case("bcc")),
+        "{headers}"
+    );
 
-    let message = mail_parser::MessageParser::default().parse(raw).expect("parses");
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parses");
     let subject = message.subject().expect("subject");
     assert!(!subject.contains(['\r', '\n']), "{subject:?}");
     assert!(subject.contains("Bcc: attacker@example.com"), "{subject:?}");
@@ -235,7 +285,10 @@ fn assert_hostile_name_is_inert(raw: &[u8]) {
     assert!(text.contains("{{ 7*7 }}") && !text.contains("49"), "{text}");
     let html = message.body_html(0).expect("html part");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;img"), "{html}");
-    assert!(!html.contains("<script") && !html.contains("<img"), "{html}");
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
     assert!(html.contains("{{ 7*7 }}"), "{html}");
 }
 
@@ -249,9 +302,17 @@ fn payload_on_standard_input_works() {
         .spawn()
         .expect("herald runs");
     use std::io::Write as _;
-    child.stdin.take().expect("stdin").write_all(&payload).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&payload)
+        .expect("write");
     let output = child.wait_with_output().expect("herald ends");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    assert!(stdout.contains("Subject: Invoice: INV-0042.pdf"), "{stdout}");
+    assert!(
+        stdout.contains("Subject: Invoice: INV-0042.pdf"),
+        "{stdout}"
+    );
 }

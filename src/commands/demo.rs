@@ -49,7 +49,10 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             buckets: vec![BUCKET.to_owned()],
         };
         let endpoint = DevEndpoint::start(options, events_tx).await?;
-        println!("herald demo: S3 endpoint {} (bucket {BUCKET})", endpoint.endpoint_url());
+        println!(
+            "herald demo: S3 endpoint {} (bucket {BUCKET})",
+            endpoint.endpoint_url()
+        );
 
         let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
         let pipeline = Pipeline::new(config, Delivery::Send(sender));
@@ -61,10 +64,15 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
 
         let handled = handled?;
         print_summary(&samples, &handled, &delivery);
-        let failed = handled.iter().flat_map(|h| &h.entries).any(|e| {
-            matches!(e.outcome, Outcome::Failed { .. })
-        });
-        Ok(if failed { ExitCode::from(EXIT_FAILURE) } else { ExitCode::SUCCESS })
+        let failed = handled
+            .iter()
+            .flat_map(|h| &h.entries)
+            .any(|e| matches!(e.outcome, Outcome::Failed { .. }));
+        Ok(if failed {
+            ExitCode::from(EXIT_FAILURE)
+        } else {
+            ExitCode::SUCCESS
+        })
     })
 }
 
@@ -87,8 +95,14 @@ async fn collect(
     while done.len() < expected {
         match tokio::time::timeout(SETTLE, handled.recv()).await {
             Ok(Some(one)) => done.push(one),
-            Ok(None) => bail!("the pipeline stopped after {} of {expected} uploads", done.len()),
-            Err(_) => bail!("no email after {SETTLE:?}: {} of {expected} uploads done", done.len()),
+            Ok(None) => bail!(
+                "the pipeline stopped after {} of {expected} uploads",
+                done.len()
+            ),
+            Err(_) => bail!(
+                "no email after {SETTLE:?}: {} of {expected} uploads done",
+                done.len()
+            ),
         }
     }
     Ok(done)
@@ -97,7 +111,10 @@ async fn collect(
 fn print_summary(samples: &[Sample], handled: &[Handled], delivery: &str) {
     println!("uploaded {} files through aws-sdk-s3:", samples.len());
     for sample in samples {
-        println!("  {:<9} {:>12} bytes  {}", sample.how, sample.size, sample.key);
+        println!(
+            "  {:<9} {:>12} bytes  {}",
+            sample.how, sample.size, sample.key
+        );
     }
     let mut sent = 0;
     println!("what Herald did:");

@@ -53,10 +53,14 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
 
 fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     match file.filter(|f| f.as_os_str() != "-") {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display())),
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
         None => {
             let mut payload = Vec::new();
-            std::io::stdin().read_to_end(&mut payload).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut payload)
+                .context("cannot read standard input")?;
             Ok(payload)
         }
     }

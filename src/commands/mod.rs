@@ -50,7 +50,10 @@ pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Sent { rule, receipt, .. } => {
-            format!("sent by rule {rule:?} via {}: {}", receipt.sender, receipt.detail)
+            format!(
+                "sent by rule {rule:?} via {}: {}",
+                receipt.sender, receipt.detail
+            )
         }
         Outcome::Rendered { email } => format!("rendered by rule {:?}", email.rule),
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),

@@ -76,10 +76,12 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Parses and checks a configuration, returning it only if nothing at all is wrong.
 pub fn parse(text: &str, origin: Origin, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-        origin: origin.clone(),
-        message: e.to_string(),
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
     let mut checker = Checker {
         problems: Vec::new(),
         env,
@@ -163,7 +165,9 @@ impl Checker<'_> {
     }
 
     fn default_time_zone(&mut self, value: Option<toml::Value>) -> TimeZone {
-        let name = self.optional::<Option<String>>("time_zone", value).flatten();
+        let name = self
+            .optional::<Option<String>>("time_zone", value)
+            .flatten();
         name.and_then(|name| self.time_zone("time_zone", &name))
             .unwrap_or(TimeZone::UTC)
     }
@@ -331,7 +335,10 @@ impl Checker<'_> {
         self.recipient_count(place, &file);
         let reply_to = file.reply_to.as_deref();
         let reply_to = reply_to.map(|t| self.mailbox(&format!("{place}, reply_to"), t));
-        let from = file.from.as_deref().map(|t| self.mailbox(&format!("{place}, from"), t));
+        let from = file
+            .from
+            .as_deref()
+            .map(|t| self.mailbox(&format!("{place}, from"), t));
         let templates = self.templates(place, &file);
         let time_zone = match &file.time_zone {
             Some(name) => self.time_zone(&format!("{place}, time_zone"), name),
@@ -472,7 +479,10 @@ mod tests {
         let SenderKind::Smtp(smtp) = &config.sender.kind else {
             panic!("expected smtp");
         };
-        assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, Tls::None));
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.tls),
+            ("127.0.0.1", 2525, Tls::None)
+        );
         let (user, pass) = smtp.credentials.clone().expect("credentials");
         assert_eq!((user.as_str(), pass.expose()), ("x", "x"));
         let rule = &config.rules[0];
@@ -574,7 +584,7 @@ mod tests {
 
     #[test]
     fn toml_syntax_error_is_its_own_error() {
-        let err = check("[sender\n").err().expect("syntax error");
+        let err = check("[sender\n").expect_err("syntax error");
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
     }
 }

@@ -140,7 +140,10 @@ pub fn preview(email: &Email) -> String {
     if let Some(reply_to) = &email.reply_to {
         out += &format!("Reply-To: {reply_to}\n");
     }
-    out += &format!("Subject: {}\nMessage-ID: <{}>\n\n{}", email.subject, email.message_id, email.text);
+    out += &format!(
+        "Subject: {}\nMessage-ID: <{}>\n\n{}",
+        email.subject, email.message_id, email.text
+    );
     if let Some(html) = &email.html {
         out += &format!("\n--- HTML part ---\n{html}");
     }

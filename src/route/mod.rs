@@ -61,7 +61,7 @@ impl Matcher {
     /// Checks every condition in a fixed order and names the first that fails.
     pub fn check(&self, event: &ObjectCreated) -> Result<(), Mismatch> {
         let key = event.key.as_str();
-        if !self.buckets.is_empty() && !self.buckets.iter().any(|b| *b == event.bucket) {
+        if !self.buckets.is_empty() && !self.buckets.contains(&event.bucket) {
             return Err(Mismatch::Bucket);
         }
         if !self.prefixes.is_empty() && !self.prefixes.iter().any(|p| key.starts_with(p)) {
@@ -70,7 +70,11 @@ impl Matcher {
         if !self.suffixes.is_empty() && !ends_with_any_ignoring_case(key, &self.suffixes) {
             return Err(Mismatch::Suffix);
         }
-        if self.globs.as_ref().is_some_and(|globs| !globs.is_match(key)) {
+        if self
+            .globs
+            .as_ref()
+            .is_some_and(|globs| !globs.is_match(key))
+        {
             return Err(Mismatch::Glob);
         }
         if self.min_size.is_some_and(|min| event.size < min) {
@@ -105,7 +109,11 @@ pub enum Route<'a> {
 pub fn route<'a>(rules: &'a [Rule], event: &ObjectCreated) -> Route<'a> {
     let mut misses = Vec::new();
     for fallback in [false, true] {
-        let matched = matching(rules.iter().filter(|r| r.fallback == fallback), event, &mut misses);
+        let matched = matching(
+            rules.iter().filter(|r| r.fallback == fallback),
+            event,
+            &mut misses,
+        );
         if !matched.is_empty() {
             return Route::Matched(matched);
         }
@@ -200,7 +208,10 @@ mod tests {
         let mut first = rule("all");
         let second = rule("also-all");
         let event = sample("a.txt", 1);
-        assert_eq!(names(route(&[first.clone(), second.clone()], &event)), ["all", "also-all"]);
+        assert_eq!(
+            names(route(&[first.clone(), second.clone()], &event)),
+            ["all", "also-all"]
+        );
         first.stop = true;
         assert_eq!(names(route(&[first, second], &event)), ["all"]);
     }
@@ -225,6 +236,9 @@ mod tests {
             panic!("expected no match");
         };
         assert_eq!(misses.len(), 1);
-        assert_eq!((misses[0].0.name.as_str(), misses[0].1), ("pdfs", Mismatch::Suffix));
+        assert_eq!(
+            (misses[0].0.name.as_str(), misses[0].1),
+            ("pdfs", Mismatch::Suffix)
+        );
     }
 }

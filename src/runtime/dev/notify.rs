@@ -74,7 +74,7 @@ impl NotifyingFs {
     /// An upload to the same key landing in between would be described instead: acceptable
     /// for a local endpoint, where the event is a notification, not an audit record.
     async fn announce(&self, upload: Upload) {
-        let stored = match self.head(&upload.bucket, &upload.key).await {
+        let stored = match self.stored(&upload).await {
             Ok(stored) => stored,
             Err(err) => {
                 error!(bucket = %upload.bucket, key = %upload.key, error = %err,
@@ -88,6 +88,20 @@ impl NotifyingFs {
             error!(bucket = %lost.0.bucket, key = %lost.0.key,
                 "dev upload event dropped: event channel closed");
         }
+    }
+
+    /// s3s-fs keeps a "folder" (a key ending in `/`) as a directory, which a head cannot
+    /// read; S3 keeps it as an empty object, so it is described as one.
+    async fn stored(&self, upload: &Upload) -> S3Result<Stored> {
+        if upload.key.ends_with('/') {
+            let (content_type, etag) = (None, None);
+            return Ok(Stored {
+                size: 0,
+                content_type,
+                etag,
+            });
+        }
+        self.head(&upload.bucket, &upload.key).await
     }
 
     async fn head(&self, bucket: &str, key: &str) -> S3Result<Stored> {

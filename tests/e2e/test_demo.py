@@ -1,0 +1,44 @@
+"""`herald demo`, the README's first command: its emails must open in a mail client.
+
+Python's email package stands in for the mail client: it parses each .eml the way a
+standards-following reader does, decoding RFC 2047 subjects and MIME parts.
+"""
+
+import email
+import email.policy
+import subprocess
+
+from conftest import HERALD_BIN
+
+EXPECTED_SUBJECTS = sorted([
+    "New report: Q3 report (final).pdf (440 B)",
+    "New report: Q3 report (final).pdf (440 B)",
+    "New file in demo-uploads: Café Zürich – 東京.jpg",
+    "New file in demo-uploads: a+b = c.txt",
+    "New file in demo-uploads: export-2024.csv",
+])
+
+
+def test_demo_writes_emails_a_mail_client_can_open(tmp_path):
+    outbox = tmp_path / "outbox"
+    result = subprocess.run(
+        [HERALD_BIN, "demo", "--outbox", str(outbox)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"5 email(s) delivered to outbox {outbox}" in result.stdout
+
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 5, [f.name for f in outbox.iterdir()]
+    messages = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+                for f in files]
+    assert sorted(m["subject"] for m in messages) == EXPECTED_SUBJECTS
+    for message in messages:
+        assert message.get_content_type() == "multipart/alternative"
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "Size:" in text and "bytes" in text, text
+        assert html.lstrip().startswith("<!DOCTYPE html>"), html[:80]
+    big = next(m for m in messages if "export-2024.csv" in m["subject"])
+    assert "(17,825,821 bytes)" in big.get_body(("plain",)).get_content()
