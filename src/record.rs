@@ -19,6 +19,15 @@ pub enum SkipReason {
     EmptyObject,
 }
 
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::FolderPlaceholder => "folder placeholder (key ends in /)",
+            SkipReason::EmptyObject => "empty object (0 bytes)",
+        })
+    }
+}
+
 /// The fate of one record, or of one rule's email for a record.
 #[derive(Debug, Clone)]
 pub enum Outcome {

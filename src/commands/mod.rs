@@ -58,7 +58,7 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::Rendered { email } => format!("rendered by rule {:?}", email.rule),
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),
         Outcome::Ignored { event_name } => format!("ignored: {event_name} is not an upload"),
-        Outcome::Skipped { reason } => format!("skipped: {reason:?}"),
+        Outcome::Skipped { reason } => format!("skipped: {reason}"),
         Outcome::Unmatched => "unmatched: no rule matched".into(),
         Outcome::Failed { error, .. } => format!("failed: {error}"),
     }
