@@ -11,6 +11,7 @@
 //! points (`herald dev`, `herald demo`, `herald invoke`) over it.
 
 pub mod config;
+pub mod dedupe;
 pub mod deliver;
 pub mod event;
 pub mod pipeline;

@@ -6,12 +6,14 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::config::file::UnmatchedFile;
 use crate::config::{Config, Rule};
+use crate::dedupe::{Claim, DedupeStore};
 use crate::deliver::{Email, Sender};
 use crate::event::ObjectCreated;
 use crate::record::{Entry, ObjectRef, Outcome, Report, SkipReason};
@@ -28,17 +30,33 @@ pub enum Delivery {
     DryRun,
 }
 
+/// How long a claim on an email keeps other deliveries of the same upload away. Longer than
+/// the slowest send (an SMTP send is capped at 8 × its 30 s command timeout), so a lease only
+/// runs out when the process holding it died.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(600);
+
 /// A configured pipeline; cheap to share between tasks.
 #[derive(Clone)]
 pub struct Pipeline {
     config: Arc<Config>,
     delivery: Delivery,
+    dedupe: Option<Arc<dyn DedupeStore>>,
 }
 
 impl Pipeline {
-    /// A pipeline over a checked config.
+    /// A pipeline over a checked config, sending every email it renders.
     pub fn new(config: Arc<Config>, delivery: Delivery) -> Self {
-        Pipeline { config, delivery }
+        Pipeline {
+            config,
+            delivery,
+            dedupe: None,
+        }
+    }
+
+    /// Sends each email only once per upload and rule, as remembered by `store`.
+    pub fn with_dedupe(mut self, store: Arc<dyn DedupeStore>) -> Self {
+        self.dedupe = Some(store);
+        self
     }
 
     /// The config this pipeline runs on.
@@ -156,21 +174,9 @@ impl Pipeline {
             }
             Delivery::Send(sender) => sender,
         };
-        match sender.send(&email).await {
-            Ok(receipt) => {
-                debug!(rule = %rule.name, message_id = %email.message_id, "email delivered");
-                let (rule, message_id) = (rule.name.clone(), email.message_id);
-                Outcome::Sent {
-                    rule,
-                    message_id,
-                    receipt,
-                }
-            }
-            Err(err) => {
-                let transient = err.is_transient();
-                error!(rule = %rule.name, error = %err, transient, "email not delivered");
-                failed(Some(&rule.name), err.to_string(), transient)
-            }
+        match &self.dedupe {
+            Some(store) => send_once(store.as_ref(), sender.as_ref(), &email).await,
+            None => send(sender.as_ref(), &email).await,
         }
     }
 
@@ -214,6 +220,60 @@ fn message_id(event: &ObjectCreated, rule: &Rule, domain: &str) -> String {
     format!("{id}@{domain}")
 }
 
+/// Claims the email before sending and records the result, so a redelivered upload, even one
+/// arriving during the send, does not send it again.
+async fn send_once(store: &dyn DedupeStore, sender: &dyn Sender, email: &Email) -> Outcome {
+    let key = email.message_id.as_str();
+    match store.claim(key, CLAIM_LEASE).await {
+        Ok(Claim::Acquired) => {}
+        Ok(Claim::Done) => {
+            debug!(rule = %email.rule, message_id = %key, "duplicate delivery; already sent");
+            let (rule, message_id) = (email.rule.clone(), key.to_owned());
+            return Outcome::Duplicate { rule, message_id };
+        }
+        Ok(Claim::Busy) => {
+            let error = "another delivery of this upload is being sent right now".to_owned();
+            return failed(Some(&email.rule), error, true);
+        }
+        Err(err) => {
+            warn!(store = store.name(), error = %err, "dedupe store unavailable; not sending");
+            return failed(Some(&email.rule), err.to_string(), true);
+        }
+    }
+
+    let outcome = send(sender, email).await;
+    let recorded = match outcome {
+        Outcome::Sent { .. } => store.complete(key).await,
+        _ => store.release(key).await,
+    };
+    if let Err(err) = recorded {
+        // The send itself is settled; a stale claim only delays a retry until its lease runs
+        // out, and a missing "done" mark risks one duplicate, never a lost email.
+        warn!(store = store.name(), message_id = %key, error = %err, "dedupe state not recorded");
+    }
+    outcome
+}
+
+/// Hands one email to the sender and turns the result into an outcome.
+async fn send(sender: &dyn Sender, email: &Email) -> Outcome {
+    match sender.send(email).await {
+        Ok(receipt) => {
+            debug!(rule = %email.rule, message_id = %email.message_id, "email delivered");
+            let (rule, message_id) = (email.rule.clone(), email.message_id.clone());
+            Outcome::Sent {
+                rule,
+                message_id,
+                receipt,
+            }
+        }
+        Err(err) => {
+            let transient = err.is_transient();
+            error!(rule = %email.rule, error = %err, transient, "email not delivered");
+            failed(Some(&email.rule), err.to_string(), transient)
+        }
+    }
+}
+
 fn entry(record: usize, object: Option<ObjectRef>, outcome: Outcome) -> Entry {
     Entry {
         record,
@@ -227,5 +287,53 @@ fn failed(rule: Option<&str>, error: String, transient: bool) -> Outcome {
         rule: rule.map(str::to_owned),
         error,
         transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{self, Origin};
+    use crate::dedupe::MemoryStore;
+    use crate::deliver::memory::MemorySender;
+
+    fn pipeline(sender: Arc<MemorySender>) -> Pipeline {
+        let config = config::load(Origin::BuiltIn).unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(MemoryStore::new(Duration::from_secs(60)));
+        Pipeline::new(Arc::new(config), Delivery::Send(sender)).with_dedupe(store)
+    }
+
+    const PUT: &[u8] = include_bytes!("../tests/fixtures/s3/put.json");
+
+    #[tokio::test]
+    async fn redelivered_event_is_sent_once() -> Result<(), SourceError> {
+        let sender = Arc::new(MemorySender::new());
+        let pipeline = pipeline(sender.clone());
+        for _ in 0..5 {
+            pipeline.handle_payload(PUT).await?;
+        }
+        let counts = pipeline.handle_payload(PUT).await?.counts();
+        assert_eq!((counts.sent, counts.duplicate), (0, 1));
+        assert_eq!(sender.sent().len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_send_once() {
+        let sender = Arc::new(MemorySender::new());
+        let pipeline = pipeline(sender.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let pipeline = pipeline.clone();
+            tasks.spawn(async move { pipeline.handle_payload(PUT).await });
+        }
+        let mut sent = 0;
+        while let Some(report) = tasks.join_next().await {
+            let report = report.expect("task ran").expect("payload parses");
+            sent += report.counts().sent;
+        }
+        assert_eq!((sent, sender.sent().len()), (1, 1));
     }
 }

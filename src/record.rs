@@ -40,6 +40,13 @@ pub enum Outcome {
         /// What the sender said.
         receipt: Receipt,
     },
+    /// The same upload already produced this email; nothing was sent again.
+    Duplicate {
+        /// The rule that produced it.
+        rule: String,
+        /// Its `Message-ID`.
+        message_id: String,
+    },
     /// Dry run: the email was rendered and not sent.
     Rendered {
         /// The email as it would be sent.
@@ -107,6 +114,8 @@ pub struct Report {
 pub struct Counts {
     /// Emails handed to the sender.
     pub sent: usize,
+    /// Emails not sent again because the upload was already notified.
+    pub duplicate: usize,
     /// Emails rendered in a dry run.
     pub rendered: usize,
     /// Control messages.
@@ -128,6 +137,7 @@ impl Report {
         for entry in &self.entries {
             let slot = match entry.outcome {
                 Outcome::Sent { .. } => &mut counts.sent,
+                Outcome::Duplicate { .. } => &mut counts.duplicate,
                 Outcome::Rendered { .. } => &mut counts.rendered,
                 Outcome::Test { .. } => &mut counts.test,
                 Outcome::Ignored { .. } => &mut counts.ignored,
@@ -173,6 +183,9 @@ fn outcome_json(outcome: &Outcome) -> Value {
             "outcome": "sent", "rule": rule, "message_id": message_id,
             "sender": receipt.sender, "detail": receipt.detail,
         }),
+        Outcome::Duplicate { rule, message_id } => {
+            json!({ "outcome": "duplicate", "rule": rule, "message_id": message_id })
+        }
         Outcome::Rendered { email } => json!({ "outcome": "rendered", "email": email_json(email) }),
         Outcome::Test { kind } => json!({ "outcome": "test", "kind": kind }),
         Outcome::Ignored { event_name } => {

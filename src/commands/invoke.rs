@@ -72,8 +72,9 @@ fn print_report(report: &Report) {
     }
     let c = report.counts();
     println!(
-        "summary: {} sent, {} rendered, {} ignored, {} test, {} skipped, {} unmatched, {} failed",
-        c.sent, c.rendered, c.ignored, c.test, c.skipped, c.unmatched, c.failed
+        "summary: {} sent, {} duplicate, {} rendered, {} ignored, {} test, {} skipped, \
+         {} unmatched, {} failed",
+        c.sent, c.duplicate, c.rendered, c.ignored, c.test, c.skipped, c.unmatched, c.failed
     );
 }
 

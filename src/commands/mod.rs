@@ -55,6 +55,7 @@ pub fn describe(outcome: &Outcome) -> String {
                 receipt.sender, receipt.detail
             )
         }
+        Outcome::Duplicate { rule, .. } => format!("duplicate: rule {rule:?} already sent it"),
         Outcome::Rendered { email } => format!("rendered by rule {:?}", email.rule),
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),
         Outcome::Ignored { event_name } => format!("ignored: {event_name} is not an upload"),

@@ -11,6 +11,7 @@ use lettre::message::Mailbox;
 
 use crate::config::{SenderKind, SenderSettings};
 
+pub mod memory;
 pub mod message;
 pub mod outbox;
 pub mod smtp;

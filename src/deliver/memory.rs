@@ -1,0 +1,42 @@
+//! A sender that keeps emails in memory: for tests, and for runtimes that want to look at what
+//! would have been sent.
+
+use std::sync::Mutex;
+
+use super::{Email, Receipt, SendFuture, Sender};
+
+/// Keeps every email it is given, in order.
+#[derive(Debug, Default)]
+pub struct MemorySender {
+    sent: Mutex<Vec<Email>>,
+}
+
+impl MemorySender {
+    /// An empty sender.
+    pub fn new() -> Self {
+        MemorySender::default()
+    }
+
+    /// The emails sent so far.
+    pub fn sent(&self) -> Vec<Email> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Sender for MemorySender {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.push(email.clone());
+        let detail = format!("kept as email {}", sent.len());
+        Box::pin(async move {
+            Ok(Receipt {
+                sender: "memory",
+                detail,
+            })
+        })
+    }
+}
