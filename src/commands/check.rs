@@ -42,7 +42,7 @@ fn err_file(err: &config::ConfigError) -> String {
     match err {
         config::ConfigError::Invalid { origin, .. } => origin
             .path()
-            .map_or_else(|| "built-in config".into(), |p| p.display().to_string()),
+            .map_or_else(|| origin.to_string(), |p| p.display().to_string()),
         _ => String::new(),
     }
 }

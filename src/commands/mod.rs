@@ -20,8 +20,8 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Finds the config (flag, environment, default path), falling back to the built-in example.
 pub fn origin(flag: Option<PathBuf>) -> Origin {
-    let env = std::env::var(config::CONFIG_ENV).ok();
-    config::locate(flag.as_deref(), env.as_deref()).unwrap_or(Origin::BuiltIn)
+    let env = |name: &str| std::env::var(name).ok();
+    config::locate(flag.as_deref(), &env).unwrap_or(Origin::BuiltIn)
 }
 
 /// Loads and checks the config, printing every problem when there are any.

@@ -21,6 +21,11 @@ pub use validate::{ConfigError, Problem};
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "HERALD_CONFIG";
 
+/// Environment variable holding the whole config as TOML text, for platforms where an
+/// environment variable is easier to set than a file (a deploy template builds it from its
+/// parameters). Used when neither `--config` nor [`CONFIG_ENV`] names a file.
+pub const CONFIG_TOML_ENV: &str = "HERALD_CONFIG_TOML";
+
 /// Config file used when neither `--config` nor [`CONFIG_ENV`] names one.
 pub const DEFAULT_PATH: &str = "herald.toml";
 
@@ -100,6 +105,8 @@ pub enum Origin {
     Flag(PathBuf),
     /// Named by the [`CONFIG_ENV`] environment variable.
     Env(PathBuf),
+    /// The TOML text of the [`CONFIG_TOML_ENV`] environment variable.
+    Inline(String),
     /// Found at [`DEFAULT_PATH`].
     DefaultPath(PathBuf),
     /// No file: the built-in example configuration.
@@ -111,7 +118,7 @@ impl Origin {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Origin::Flag(p) | Origin::Env(p) | Origin::DefaultPath(p) => Some(p),
-            Origin::BuiltIn => None,
+            Origin::Inline(_) | Origin::BuiltIn => None,
         }
     }
 }
@@ -121,22 +128,28 @@ impl std::fmt::Display for Origin {
         match self {
             Origin::Flag(p) => write!(f, "{} (from --config)", p.display()),
             Origin::Env(p) => write!(f, "{} (from ${CONFIG_ENV})", p.display()),
+            Origin::Inline(_) => write!(f, "${CONFIG_TOML_ENV}"),
             Origin::DefaultPath(p) => write!(f, "{} (default path)", p.display()),
             Origin::BuiltIn => f.write_str("the built-in example config (examples/herald.toml)"),
         }
     }
 }
 
-/// Finds the config file: the flag, then [`CONFIG_ENV`], then [`DEFAULT_PATH`] if it exists.
+/// Finds the config: the flag, then [`CONFIG_ENV`], then [`CONFIG_TOML_ENV`], then
+/// [`DEFAULT_PATH`] if it exists. `env` looks up environment variables.
 ///
-/// Returns `None` when nothing names a file and the default path does not exist; callers
+/// Returns `None` when nothing names a config and the default path does not exist; callers
 /// decide whether the built-in configuration is acceptable.
-pub fn locate(flag: Option<&Path>, env_value: Option<&str>) -> Option<Origin> {
+pub fn locate(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Option<Origin> {
+    let set = |name| env(name).filter(|value| !value.is_empty());
     if let Some(path) = flag {
         return Some(Origin::Flag(path.to_path_buf()));
     }
-    if let Some(value) = env_value.filter(|v| !v.is_empty()) {
-        return Some(Origin::Env(PathBuf::from(value)));
+    if let Some(path) = set(CONFIG_ENV) {
+        return Some(Origin::Env(PathBuf::from(path)));
+    }
+    if let Some(text) = set(CONFIG_TOML_ENV) {
+        return Some(Origin::Inline(text));
     }
     let default = PathBuf::from(DEFAULT_PATH);
     default.exists().then_some(Origin::DefaultPath(default))
@@ -144,12 +157,15 @@ pub fn locate(flag: Option<&Path>, env_value: Option<&str>) -> Option<Origin> {
 
 /// Reads and checks the configuration at `origin`.
 pub fn load(origin: Origin) -> Result<Config, ConfigError> {
-    let text = match origin.path() {
-        Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?,
-        None => BUILT_IN.to_owned(),
+    let text = match &origin {
+        Origin::Inline(text) => text.clone(),
+        Origin::BuiltIn => BUILT_IN.to_owned(),
+        Origin::Flag(path) | Origin::Env(path) | Origin::DefaultPath(path) => {
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+        }
     };
     validate::parse(&text, origin, &|name| std::env::var(name).ok())
 }
@@ -183,11 +199,17 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn flag_wins_over_environment() {
-        let origin = locate(Some(Path::new("a.toml")), Some("b.toml"));
+    fn flag_then_path_variable_then_inline_variable() {
+        let both = |name: &str| match name {
+            CONFIG_ENV => Some("b.toml".to_owned()),
+            CONFIG_TOML_ENV => Some("x = 1".to_owned()),
+            _ => None,
+        };
+        let origin = locate(Some(Path::new("a.toml")), &both);
         assert_eq!(origin, Some(Origin::Flag("a.toml".into())));
-        let origin = locate(None, Some("b.toml"));
-        assert_eq!(origin, Some(Origin::Env("b.toml".into())));
+        assert_eq!(locate(None, &both), Some(Origin::Env("b.toml".into())));
+        let inline = |name: &str| both(name).filter(|_| name == CONFIG_TOML_ENV);
+        assert_eq!(locate(None, &inline), Some(Origin::Inline("x = 1".into())));
     }
 
     #[test]
