@@ -14,6 +14,7 @@ pub mod config;
 pub mod dedupe;
 pub mod deliver;
 pub mod event;
+pub mod links;
 pub mod pipeline;
 pub mod record;
 pub mod render;

@@ -16,8 +16,9 @@ use crate::config::{Config, Rule};
 use crate::dedupe::{Claim, DedupeStore};
 use crate::deliver::{Email, Sender};
 use crate::event::ObjectCreated;
+use crate::links::LinkSigner;
 use crate::record::{Entry, ObjectRef, Outcome, Report, SkipReason};
-use crate::render::Context;
+use crate::render::{Context, Link};
 use crate::route::{Route, route};
 use crate::sources::{self, Payload, Record, SourceError};
 
@@ -41,6 +42,7 @@ pub struct Pipeline {
     config: Arc<Config>,
     delivery: Delivery,
     dedupe: Option<Arc<dyn DedupeStore>>,
+    links: Option<Arc<dyn LinkSigner>>,
 }
 
 impl Pipeline {
@@ -50,7 +52,15 @@ impl Pipeline {
             config,
             delivery,
             dedupe: None,
+            links: None,
         }
+    }
+
+    /// Signs download links for rules that ask for them. Without a signer such rules send
+    /// their emails without a link.
+    pub fn with_links(mut self, signer: Arc<dyn LinkSigner>) -> Self {
+        self.links = Some(signer);
+        self
     }
 
     /// Sends each email only once per upload and rule, as remembered by `store`.
@@ -159,7 +169,7 @@ impl Pipeline {
 
     /// Renders one rule's email and delivers it (or keeps it, in a dry run).
     async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Outcome {
-        let email = match self.email(rule, event) {
+        let email = match self.email(rule, event).await {
             Ok(email) => email,
             Err(message) => {
                 error!(rule = %rule.name, error = %message, "email cannot be rendered");
@@ -181,11 +191,13 @@ impl Pipeline {
     }
 
     /// Builds the email one rule sends for one upload.
-    pub fn email(&self, rule: &Rule, event: &ObjectCreated) -> Result<Email, String> {
+    pub async fn email(&self, rule: &Rule, event: &ObjectCreated) -> Result<Email, String> {
+        let link = self.link(rule, event).await;
         let context = Context {
             event,
             rule: &rule.name,
             time_zone: &rule.time_zone,
+            link: link.as_ref(),
         };
         let rendered = rule.templates.render(&context).map_err(|e| e.to_string())?;
         let from = rule
@@ -205,6 +217,25 @@ impl Pipeline {
             message_id,
             rule: rule.name.clone(),
         })
+    }
+}
+
+impl Pipeline {
+    /// The rule's download link, if it wants one. A link that cannot be signed is left out
+    /// rather than holding back the notification.
+    async fn link(&self, rule: &Rule, event: &ObjectCreated) -> Option<Link> {
+        let valid_for = rule.download_link?;
+        let Some(signer) = &self.links else {
+            debug!(rule = %rule.name, "no link signer configured; email sent without link");
+            return None;
+        };
+        match signer.sign(event, valid_for).await {
+            Ok(link) => Some(link),
+            Err(err) => {
+                warn!(rule = %rule.name, error = %err, "download link left out");
+                None
+            }
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         );
 
         let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
+        // No download links: the demo's endpoint and its files are gone once it exits.
         let pipeline = Pipeline::new(config, Delivery::Send(sender));
         let worker = tokio::spawn(local::run(pipeline, events_rx, handled_tx));
         let samples = upload_samples(&endpoint.endpoint_url(), BUCKET).await?;

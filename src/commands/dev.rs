@@ -14,6 +14,8 @@ use herald::runtime::dev::{DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoi
 use herald::runtime::local::{self, Handled};
 use tokio::sync::mpsc;
 
+use super::local_links;
+
 /// Uploads waiting for the pipeline before the endpoint slows down PUT responses.
 const QUEUE: usize = 256;
 
@@ -53,7 +55,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
 
         let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
         let dedupe = Arc::new(MemoryStore::new(DEDUPE_RETENTION));
-        let pipeline = Pipeline::new(config, Delivery::Send(sender)).with_dedupe(dedupe);
+        let pipeline = Pipeline::new(config, Delivery::Send(sender))
+            .with_dedupe(dedupe)
+            .with_links(local_links(&endpoint));
         let worker = tokio::spawn(local::run(pipeline, events_rx, handled_tx));
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);

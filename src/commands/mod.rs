@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald::config::{self, Config, Origin};
+use herald::links::{LinkSigner, S3LinkSigner};
 use herald::record::Outcome;
+use herald::runtime::demo::s3_client;
+use herald::runtime::dev::DevEndpoint;
 
 pub mod check;
 pub mod demo;
@@ -87,4 +90,10 @@ pub async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Signs download links against the embedded endpoint with the dev credentials, so links in
+/// `herald dev` and `herald demo` emails open the local copy of the object.
+pub fn local_links(endpoint: &DevEndpoint) -> Arc<dyn LinkSigner> {
+    Arc::new(S3LinkSigner::new(s3_client(&endpoint.endpoint_url())))
 }

@@ -169,6 +169,10 @@ pub struct RuleFile {
     /// IANA time zone for times in this rule's emails, e.g. `"Europe/Berlin"`. Default: the
     /// file's top-level `time_zone`, else UTC.
     pub time_zone: Option<String>,
+    /// Put a presigned download link to the object in this rule's emails, valid for this many
+    /// seconds (at most 604800, seven days). The link is signed with Herald's own credentials,
+    /// which then need `s3:GetObject` on the bucket. Default: no link.
+    pub download_link_secs: Option<u64>,
     /// When this rule matches, later rules are not considered. Default false.
     #[serde(default)]
     pub stop: bool,

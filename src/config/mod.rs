@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
@@ -92,6 +93,8 @@ pub struct Rule {
     pub templates: Arc<Templates>,
     /// Time zone for times in emails.
     pub time_zone: TimeZone,
+    /// How long download links in this rule's emails work; `None` means no link.
+    pub download_link: Option<Duration>,
     /// Later rules are skipped when this one matches.
     pub stop: bool,
     /// Only considered when no ordinary rule matched.
@@ -193,6 +196,7 @@ pub(crate) mod tests {
                 .unwrap_or_else(|_| panic!("default templates compile")),
             ),
             time_zone: TimeZone::UTC,
+            download_link: None,
             stop: false,
             fallback: false,
         }

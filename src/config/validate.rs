@@ -18,6 +18,7 @@ use super::file::{
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::deliver::smtp::{SmtpSettings, Tls};
+use crate::links::MAX_LINK_VALIDITY;
 use crate::render::{TemplateSources, Templates};
 use crate::route::Matcher;
 use crate::secret::Secret;
@@ -344,6 +345,7 @@ impl Checker<'_> {
             Some(name) => self.time_zone(&format!("{place}, time_zone"), name),
             None => Some(default_zone.clone()),
         };
+        let download_link = self.download_link(place, file.download_link_secs);
         Some(Rule {
             name: file.name,
             matcher: matcher?,
@@ -354,9 +356,23 @@ impl Checker<'_> {
             from: from.map_or(Some(None), |f| f.map(Some))?,
             templates: Arc::new(templates?),
             time_zone: time_zone?,
+            download_link,
             stop: file.stop,
             fallback: file.fallback,
         })
+    }
+
+    fn download_link(&mut self, place: &str, secs: Option<u64>) -> Option<Duration> {
+        let valid_for = Duration::from_secs(secs?);
+        if valid_for.is_zero() || valid_for > MAX_LINK_VALIDITY {
+            let message = format!("must be between 1 and {}", MAX_LINK_VALIDITY.as_secs());
+            self.report(
+                format!("{place}, download_link_secs"),
+                message + " (seven days)",
+            );
+            return None;
+        }
+        Some(valid_for)
     }
 
     fn recipient_count(&mut self, place: &str, file: &RuleFile) {
@@ -515,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_time_zone_and_bad_sizes_are_named() {
+    fn unknown_time_zone_bad_sizes_and_link_validity_are_named() {
         let text = r#"
             [sender]
             type = "outbox"
@@ -526,11 +542,13 @@ mod tests {
             time_zone = "Mars/Olympus"
             min_size_bytes = 10
             max_size_bytes = 5
+            download_link_secs = 604801
         "#;
         let found = problems(text);
-        assert_eq!(found.len(), 2, "{found:#?}");
+        assert_eq!(found.len(), 3, "{found:#?}");
         assert!(found[0].contains("min_size_bytes (10) is larger than max_size_bytes (5)"));
         assert!(found[1].contains("unknown time zone \"Mars/Olympus\""));
+        assert!(found[2].contains("download_link_secs: must be between 1 and 604800"));
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! | `object.event_name` | the provider's event name, e.g. `ObjectCreated:Put` |
 //! | `object.time` | event time in the rule's time zone, e.g. `2024-10-01 14:03:22 CEST` |
 //! | `object.time_utc` | event time in RFC 3339, e.g. `2024-10-01T12:03:22Z` |
+//! | `object.download_url` | presigned GET link, when the rule sets `download_link_secs` |
+//! | `object.download_expires` | when that link stops working, in the rule's time zone |
 //! | `rule.name` | the rule's name |
 //! | `rule.time_zone` | the rule's IANA time zone name, e.g. `Europe/Berlin` |
 
@@ -152,6 +154,17 @@ pub struct Context<'a> {
     pub rule: &'a str,
     /// Time zone for `object.time`.
     pub time_zone: &'a TimeZone,
+    /// A download link for the object, when the rule asks for one and it could be signed.
+    pub link: Option<&'a Link>,
+}
+
+/// A time-limited link to download the uploaded object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The URL, query string and signature included.
+    pub url: String,
+    /// When the link stops working.
+    pub expires_at: Timestamp,
 }
 
 /// A rendered email body and subject.
@@ -240,11 +253,13 @@ impl Templates {
     fn trial_render(&self, part: TemplatePart) -> Result<(), minijinja::Error> {
         let template = self.env.get_template(part.name())?;
         let tz = TimeZone::UTC;
-        for event in [sample_event(), sparse_sample_event()] {
+        let link = sample_link();
+        for (event, link) in [(sample_event(), Some(&link)), (sparse_sample_event(), None)] {
             let ctx = Context {
                 event: &event,
                 rule: "sample",
                 time_zone: &tz,
+                link,
             };
             template.render(template_context(&ctx))?;
         }
@@ -307,6 +322,8 @@ fn template_context(ctx: &Context<'_>) -> Value {
         event_name => &event.event_name,
         time => event.event_time.map(|time| local_time(time, ctx.time_zone)),
         time_utc => event.event_time.map(|time| time.to_string()),
+        download_url => ctx.link.map(|link| link.url.as_str()),
+        download_expires => ctx.link.map(|link| local_time(link.expires_at, ctx.time_zone)),
     };
     let rule = context! {
         name => ctx.rule,
@@ -327,6 +344,16 @@ fn time_zone_name(tz: &TimeZone) -> Option<String> {
     match tz.iana_name() {
         Some(name) => Some(name.to_owned()),
         None => tz.to_fixed_offset().ok().map(|offset| offset.to_string()),
+    }
+}
+
+/// A download link for trial renders: the URL shape S3 presigning produces.
+fn sample_link() -> Link {
+    Link {
+        url: "https://uploads.s3.eu-west-1.amazonaws.com/reports/2024/Q3%20report.pdf\
+              ?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=86400&X-Amz-Signature=0"
+            .into(),
+        expires_at: Timestamp::UNIX_EPOCH,
     }
 }
 

@@ -15,6 +15,7 @@ fn render_with(templates: &Templates, event: &ObjectCreated) -> Rendered {
         event,
         rule: "contracts",
         time_zone: &tz,
+        link: None,
     };
     templates.render(&ctx).expect("render")
 }

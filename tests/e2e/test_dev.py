@@ -4,6 +4,9 @@ Pins the core promise: each upload through a real S3 client becomes exactly one 
 the right recipients, the decoded file name in the decoded subject and the exact size.
 """
 
+import urllib.error
+import urllib.request
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -19,6 +22,15 @@ cc = ["audit@example.com"]
 bcc = ["records@example.com"]
 subject = "New report: {{ object.name }}"
 text = "{{ object.key }} is {{ object.size }} bytes"
+
+[[rule]]
+name = "with-link"
+prefix = "shared/"
+to = ["team@example.com"]
+subject = "Shared: {{ object.name }}"
+text = "{{ object.download_url }}"
+download_link_secs = 600
+stop = true
 
 [[rule]]
 name = "everything-else"
@@ -145,3 +157,19 @@ def test_folder_placeholders_and_empty_objects_send_nothing(dev):
     messages = recorder.wait_for(1)
     assert [m.message["subject"] for m in messages] == ["Upload: last.txt"]
     herald.wait_for_line("upload: uploads/photos/2024/ (0 bytes): skipped")
+
+
+def test_download_link_fetches_the_uploaded_bytes(dev):
+    herald, endpoint, recorder = dev
+    body = "contract text, signed\n".encode() * 50
+    s3_client(endpoint).put_object(Bucket="uploads", Key="shared/Contract (v2)+final é.txt",
+                                   Body=body)
+    [received] = recorder.wait_for(1)
+    link = received.message.get_body(("plain",)).get_content().strip()
+    assert link.startswith(endpoint + "/uploads/shared/Contract%20%28v2%29%2Bfinal%20%C3%A9.txt?")
+    with urllib.request.urlopen(link, timeout=10) as response:
+        assert response.read() == body
+    tampered = link.replace("X-Amz-Expires=600", "X-Amz-Expires=6000")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(tampered, timeout=10)
+    assert refused.value.code == 403
