@@ -6,6 +6,7 @@
 //! (put, copy, completed multipart) becomes an [`ObjectCreated`] on a channel, as if S3 had
 //! sent an event notification.
 
+mod limits;
 mod notify;
 #[cfg(test)]
 mod tests;

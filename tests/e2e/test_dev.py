@@ -10,6 +10,7 @@ import urllib.request
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from conftest import HeraldProcess, smtp_config
 
@@ -173,3 +174,18 @@ def test_download_link_fetches_the_uploaded_bytes(dev):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(tampered, timeout=10)
     assert refused.value.code == 403
+
+
+def test_unknown_bucket_and_unstorable_key_are_refused_like_s3(dev):
+    herald, endpoint, recorder = dev
+    s3 = s3_client(endpoint)
+    with pytest.raises(ClientError) as missing:
+        s3.put_object(Bucket="no-such-bucket", Key="a.txt", Body=b"x")
+    assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
+    with pytest.raises(ClientError) as too_long:
+        s3.put_object(Bucket="uploads", Key="k" * 300, Body=b"x")
+    assert too_long.value.response["Error"]["Code"] == "KeyTooLongError"
+    assert "limited to about" in too_long.value.response["Error"]["Message"]
+    assert "no-such-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.put_object(Bucket="uploads", Key="after.txt", Body=b"x")
+    assert [m.message["subject"] for m in recorder.wait_for(1)] == ["Upload: after.txt"]

@@ -13,7 +13,7 @@ use s3s_fs::FileSystem;
 use tokio::sync::mpsc;
 use tracing::{debug, error};
 
-use super::DEV_REGION;
+use super::{DEV_REGION, limits};
 use crate::event::{ObjectCreated, Provider};
 
 /// The client's socket address, put into each request's extensions by the connection layer.
@@ -90,6 +90,12 @@ impl NotifyingFs {
         }
     }
 
+    /// Refuses writes S3 would refuse, and keys s3s-fs could not store, before s3s-fs sees them.
+    async fn require_writable(&self, bucket: &str, key: &str, multipart: bool) -> S3Result<()> {
+        limits::require_bucket(&self.fs, bucket).await?;
+        limits::require_storable_key(bucket, key, multipart)
+    }
+
     /// s3s-fs keeps a "folder" (a key ending in `/`) as a directory, which a head cannot
     /// read; S3 keeps it as an empty object, so it is described as one.
     async fn stored(&self, upload: &Upload) -> S3Result<Stored> {
@@ -154,7 +160,7 @@ fn sequencer_seed() -> u64 {
 }
 
 /// A request made by the endpoint itself rather than by a client; s3s-fs reads only the input.
-fn internal_request<T>(input: T) -> S3Request<T> {
+pub(super) fn internal_request<T>(input: T) -> S3Request<T> {
     S3Request {
         input,
         method: Default::default(),
@@ -181,6 +187,8 @@ impl S3 for NotifyingFs {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let upload = Upload::new(&req, "ObjectCreated:Put", &req.input.bucket, &req.input.key);
+        self.require_writable(&upload.bucket, &upload.key, false)
+            .await?;
         let response = self.fs.put_object(req).await?;
         self.announce(upload).await;
         Ok(response)
@@ -191,6 +199,8 @@ impl S3 for NotifyingFs {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let upload = copy_destination(&req);
+        self.require_writable(&upload.bucket, &upload.key, false)
+            .await?;
         let response = self.fs.copy_object(req).await?;
         self.announce(upload).await;
         Ok(response)
@@ -291,6 +301,8 @@ impl S3 for NotifyingFs {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let (bucket, key) = (&req.input.bucket, &req.input.key);
+        self.require_writable(bucket, key, true).await?;
         self.fs.create_multipart_upload(req).await
     }
 
