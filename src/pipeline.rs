@@ -199,7 +199,10 @@ impl Pipeline {
             time_zone: &rule.time_zone,
             link: link.as_ref(),
         };
-        let rendered = rule.templates.render(&context).map_err(|e| e.to_string())?;
+        let rendered = rule
+            .templates
+            .render(&context)
+            .map_err(|e| with_causes(&e))?;
         let from = rule
             .from
             .clone()
@@ -303,6 +306,18 @@ async fn send(sender: &dyn Sender, email: &Email) -> Outcome {
             failed(Some(&email.rule), err.to_string(), transient)
         }
     }
+}
+
+/// An error and its causes on one line, so the reason a template failed (a division by zero,
+/// an undefined value) reaches the report and not only "failed to render".
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        text = format!("{text}: {err}");
+        cause = err.source();
+    }
+    text
 }
 
 fn entry(record: usize, object: Option<ObjectRef>, outcome: Outcome) -> Entry {

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use herald::dedupe::MemoryStore;
 use herald::deliver;
 use herald::pipeline::{Delivery, Pipeline};
+use herald::render::format::visible;
 use herald::runtime::dev::{DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions};
 use herald::runtime::local::{self, Handled};
 use tokio::sync::mpsc;
@@ -104,7 +105,7 @@ fn print_handled(handled: &Handled) {
         println!(
             "upload: {}/{} ({} bytes): {}",
             event.bucket,
-            event.key.escape_debug(),
+            visible(&event.key),
             event.size,
             super::describe(&entry.outcome)
         );

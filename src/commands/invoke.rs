@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use herald::deliver;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::record::{Entry, Outcome, Report};
+use herald::render::format::visible;
 
 use super::EXIT_FAILURE;
 
@@ -80,7 +81,7 @@ fn print_report(report: &Report) {
 
 fn print_entry(entry: &Entry) {
     let object = entry.object.as_ref().map_or(String::new(), |o| {
-        format!(" {}/{} ({} bytes)", o.bucket, o.key.escape_debug(), o.size)
+        format!(" {}/{} ({} bytes)", o.bucket, visible(&o.key), o.size)
     });
     let what = super::describe(&entry.outcome);
     println!("record {}:{object} {what}", entry.record);

@@ -55,9 +55,48 @@ pub fn one_line(text: &str) -> String {
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Makes characters that would hide or disguise part of a value visible, for values that come
+/// from the uploader (file names, keys): control characters as escapes (`\r`, `\n`, `\t`,
+/// `\u{1b}`) and bidirectional formatting characters as `\u{202e}`, so `txt.exe` spelt with a
+/// right-to-left override reads as what it is.
+///
+/// Without this a CR or LF in a file name would put a bare line break into the text body,
+/// which mail servers may refuse and readers may take for a header.
+pub fn visible(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Control characters, and the Unicode bidirectional embedding, override and isolate marks.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visible_escapes_controls_and_bidi_marks_only() {
+        assert_eq!(visible("Café 東京 (1).pdf"), "Café 東京 (1).pdf");
+        assert_eq!(visible("a\r\nBcc: x"), "a\\r\\nBcc: x");
+        assert_eq!(visible("tab\tesc\u{1b}"), "tab\\tesc\\u{1b}");
+        assert_eq!(visible("invoice\u{202e}fdp.exe"), "invoice\\u{202e}fdp.exe");
+        assert_eq!(visible("quote\"'"), "quote\"'");
+    }
 
     #[test]
     fn small_sizes_stay_in_bytes() {

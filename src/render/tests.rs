@@ -80,9 +80,17 @@ fn hostile_key_stays_data_in_defaults() {
 
     assert_eq!(
         rendered.subject,
-        "New file in uploads: evil Bcc: victim@example.com {{ 7*7 }}.txt"
+        r"New file in uploads: evil\r\nBcc: victim@example.com\r\n\r\n{{ 7*7 }}.txt"
     );
-    assert!(rendered.text.contains("{{ 7*7 }}"));
+    assert!(
+        rendered
+            .text
+            .contains(r"evil\r\nBcc: victim@example.com\r\n\r\n{{ 7*7 }}.txt")
+    );
+    assert!(
+        !rendered.text.contains('\r'),
+        "no bare CR from data in the body"
+    );
     assert!(!rendered.text.contains("49"));
 
     let html = rendered.html.expect("html");
@@ -96,11 +104,10 @@ fn hostile_key_stays_data_in_defaults() {
 fn hostile_key_in_a_subject_stays_on_one_line() {
     let templates = compile("Got {{ object.key }}", "{{ object.key }}", "").expect("compiles");
     let rendered = render_with(&templates, &sample(HOSTILE_KEY, 1));
-    assert_eq!(
-        rendered.subject,
-        "Got in/<script>alert(1)</script>/evil Bcc: victim@example.com {{ 7*7 }}.txt"
-    );
-    assert_eq!(rendered.text, HOSTILE_KEY);
+    let shown =
+        r"in/<script>alert(1)</script>/evil\r\nBcc: victim@example.com\r\n\r\n{{ 7*7 }}.txt";
+    assert_eq!(rendered.subject, format!("Got {shown}"));
+    assert_eq!(rendered.text, shown);
 }
 
 #[test]
