@@ -17,9 +17,9 @@ use crate::dedupe::{Claim, DedupeStore};
 use crate::deliver::{Email, Sender};
 use crate::event::ObjectCreated;
 use crate::links::LinkSigner;
-use crate::record::{Entry, ObjectRef, Outcome, Report, SkipReason};
+use crate::record::{Entry, Miss, ObjectRef, Outcome, Report, SkipReason};
 use crate::render::{Context, Link};
-use crate::route::{Route, route};
+use crate::route::{Mismatch, Route, route};
 use crate::sources::{self, Payload, Record, SourceError};
 
 /// What to do with rendered emails.
@@ -131,7 +131,7 @@ impl Pipeline {
         }
         let rules = match route(&self.config.rules, event) {
             Route::Matched(rules) => rules,
-            Route::Unmatched(_) => return vec![at(self.unmatched(event))],
+            Route::Unmatched(misses) => return vec![at(self.unmatched(event, misses))],
         };
         let mut entries = Vec::with_capacity(rules.len());
         for rule in rules {
@@ -150,19 +150,30 @@ impl Pipeline {
         None
     }
 
-    fn unmatched(&self, event: &ObjectCreated) -> Outcome {
+    /// What an upload no rule matched becomes, with each rule's reason for missing it.
+    fn unmatched(&self, event: &ObjectCreated, misses: Vec<(&Rule, Mismatch)>) -> Outcome {
+        let misses: Vec<Miss> = misses
+            .into_iter()
+            .map(|(rule, reason)| Miss {
+                rule: rule.name.clone(),
+                reason,
+            })
+            .collect();
+        let why = misses
+            .iter()
+            .map(Miss::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         match self.config.unmatched {
             UnmatchedFile::Ignore => {
-                info!(bucket = %event.bucket, key = %event.key, "no rule matched; ignored");
-                Outcome::Unmatched
+                info!(bucket = %event.bucket, key = %event.key, misses = %why,
+                    "no rule matched; ignored");
+                Outcome::Unmatched { misses }
             }
             UnmatchedFile::Fail => {
-                warn!(bucket = %event.bucket, key = %event.key, "no rule matched");
-                failed(
-                    None,
-                    "no rule matched and unmatched = \"fail\"".into(),
-                    false,
-                )
+                warn!(bucket = %event.bucket, key = %event.key, misses = %why, "no rule matched");
+                let error = format!("no rule matched and unmatched = \"fail\" ({why})");
+                failed(None, error, false)
             }
         }
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::deliver::{Email, Receipt};
+use crate::route::Mismatch;
 
 /// Why an upload was skipped before routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +69,10 @@ pub enum Outcome {
         reason: SkipReason,
     },
     /// No rule matched and the config says to ignore such uploads.
-    Unmatched,
+    Unmatched {
+        /// Each rule and the first of its conditions the upload failed.
+        misses: Vec<Miss>,
+    },
     /// Nothing was delivered for this record (or this rule).
     Failed {
         /// The rule, when the failure happened after routing.
@@ -78,6 +82,21 @@ pub enum Outcome {
         /// Whether a later retry may succeed.
         transient: bool,
     },
+}
+
+/// Why one rule did not match an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    /// The rule's name.
+    pub rule: String,
+    /// The first of its conditions that failed.
+    pub reason: Mismatch,
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.rule, self.reason)
+    }
 }
 
 /// The object a record was about, as far as it could be read.
@@ -142,7 +161,7 @@ impl Report {
                 Outcome::Test { .. } => &mut counts.test,
                 Outcome::Ignored { .. } => &mut counts.ignored,
                 Outcome::Skipped { .. } => &mut counts.skipped,
-                Outcome::Unmatched => &mut counts.unmatched,
+                Outcome::Unmatched { .. } => &mut counts.unmatched,
                 Outcome::Failed { .. } => &mut counts.failed,
             };
             *slot += 1;
@@ -192,7 +211,13 @@ fn outcome_json(outcome: &Outcome) -> Value {
             json!({ "outcome": "ignored", "event_name": event_name })
         }
         Outcome::Skipped { reason } => json!({ "outcome": "skipped", "reason": reason }),
-        Outcome::Unmatched => json!({ "outcome": "unmatched" }),
+        Outcome::Unmatched { misses } => {
+            let misses: Vec<Value> = misses
+                .iter()
+                .map(|m| json!({ "rule": m.rule, "reason": m.reason.to_string() }))
+                .collect();
+            json!({ "outcome": "unmatched", "misses": misses })
+        }
         Outcome::Failed {
             rule,
             error,

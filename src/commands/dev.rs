@@ -94,7 +94,7 @@ fn print_banner(endpoint: &DevEndpoint, args: &Args, delivery: &str) {
     println!(
         "  AWS_ACCESS_KEY_ID={DEV_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={DEV_SECRET_KEY} \
          AWS_DEFAULT_REGION={DEV_REGION} aws --endpoint-url {url} \
-         s3 cp ./report.pdf 's3://{bucket}/reports/Q3 report.pdf'"
+         s3 cp ./README.md 's3://{bucket}/docs/README (copy).md'"
     );
     println!("ready: {url}");
 }

@@ -32,6 +32,7 @@ pub fn load(origin: Origin) -> anyhow::Result<Arc<Config>> {
     eprintln!("config: {origin}");
     match config::load(origin) {
         Ok(config) => Ok(Arc::new(config)),
+        Err(err @ config::ConfigError::Read { .. }) => Err(err.into()),
         Err(err) => {
             for problem in err.problems() {
                 eprintln!("  {problem}");
@@ -63,7 +64,10 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),
         Outcome::Ignored { event_name } => format!("ignored: {event_name} is not an upload"),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
-        Outcome::Unmatched => "unmatched: no rule matched".into(),
+        Outcome::Unmatched { misses } => {
+            let why: Vec<String> = misses.iter().map(ToString::to_string).collect();
+            format!("unmatched: no rule matched ({})", why.join("; "))
+        }
         Outcome::Failed { error, .. } => format!("failed: {error}"),
     }
 }

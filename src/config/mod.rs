@@ -104,7 +104,7 @@ pub struct Rule {
 /// Where a configuration was found, so commands can say which one they used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// Named by `--config`.
+    /// Named on the command line (`--config`, or `herald check FILE`).
     Flag(PathBuf),
     /// Named by the [`CONFIG_ENV`] environment variable.
     Env(PathBuf),
@@ -129,7 +129,7 @@ impl Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::Flag(p) => write!(f, "{} (from --config)", p.display()),
+            Origin::Flag(p) => write!(f, "{} (from the command line)", p.display()),
             Origin::Env(p) => write!(f, "{} (from ${CONFIG_ENV})", p.display()),
             Origin::Inline(_) => write!(f, "${CONFIG_TOML_ENV}"),
             Origin::DefaultPath(p) => write!(f, "{} (default path)", p.display()),

@@ -3,6 +3,7 @@
 //! Each section and each rule is deserialized on its own, so an unknown field in one rule does
 //! not hide an invalid address in another or a bad sender type.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,13 +145,19 @@ impl Checker<'_> {
     }
 
     /// Deserializes one part of the file, reporting serde's message at `place` on failure.
-    fn section<T: DeserializeOwned>(&mut self, place: &str, value: toml::Value) -> Option<T> {
-        match value.try_into::<T>() {
-            Ok(parsed) => Some(parsed),
-            Err(e) => {
-                self.report(place, e.message().trim_end_matches('\n'));
-                None
-            }
+    ///
+    /// serde stops at the first unknown field; to report every one and still check the rest
+    /// of the section, each unknown field is reported, taken out, and the section read again.
+    fn section<T: DeserializeOwned>(&mut self, place: &str, mut value: toml::Value) -> Option<T> {
+        loop {
+            let error = match value.clone().try_into::<T>() {
+                Ok(parsed) => return Some(parsed),
+                Err(e) => e,
+            };
+            let message = error.message().trim_end_matches('\n');
+            self.report(place, message);
+            let field = unknown_field(message)?;
+            value.as_table_mut()?.remove(field)?;
         }
     }
 
@@ -195,15 +202,30 @@ impl Checker<'_> {
     }
 
     fn mailboxes(&mut self, place: &str, texts: &[String]) -> Vec<Mailbox> {
-        let parsed = texts.iter().enumerate();
-        parsed
-            .filter_map(|(i, text)| self.mailbox(&format!("{place}[{i}]"), text))
-            .collect()
+        let mut mailboxes: Vec<Mailbox> = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let Some(mailbox) = self.mailbox(&format!("{place}[{i}]"), text) else {
+                continue;
+            };
+            if mailboxes.iter().any(|m| m.email == mailbox.email) {
+                self.report(
+                    format!("{place}[{i}]"),
+                    format!("{} is listed twice", mailbox.email),
+                );
+                continue;
+            }
+            mailboxes.push(mailbox);
+        }
+        mailboxes
     }
 
     fn sender(&mut self, file: SenderFile) -> Option<SenderSettings> {
         match file {
             SenderFile::Outbox(OutboxFile { from, dir }) => {
+                if dir.exists() && !dir.is_dir() {
+                    let message = format!("{} exists and is not a folder", dir.display());
+                    self.report("[sender] dir", message);
+                }
                 let from = self.mailbox("[sender] from", &from)?;
                 let kind = SenderKind::Outbox { dir };
                 Some(SenderSettings { from, kind })
@@ -218,10 +240,38 @@ impl Checker<'_> {
     }
 
     fn smtp(&mut self, file: SmtpFile) -> Option<SmtpSettings> {
-        let url = match url::Url::parse(&file.url) {
+        let endpoint = self.smtp_url(&file.url);
+        let tls = self.tls(file.tls.as_deref(), endpoint.as_ref().map(|e| e.implicit));
+        let credentials = self.credentials(&file);
+        if file.timeout_secs == 0 {
+            self.report("[sender] timeout_secs", "must be at least 1");
+        }
+        if file.pool_max == 0 {
+            self.report("[sender] pool_max", "must be at least 1");
+        }
+        let (endpoint, tls, credentials) = (endpoint?, tls?, credentials?);
+        if credentials.is_some() && tls == Tls::None && !is_loopback(&endpoint.host) {
+            let message = "credentials would cross the network in plain text; \
+                           use tls = \"starttls\" or \"implicit\"";
+            self.report("[sender] tls", message);
+        }
+        Some(SmtpSettings {
+            host: endpoint.host,
+            port: endpoint.port,
+            tls,
+            credentials,
+            timeout: Duration::from_secs(file.timeout_secs),
+            pool_max: file.pool_max.max(1),
+        })
+    }
+
+    /// Host, port and implied TLS of an `smtp://` or `smtps://` URL.
+    fn smtp_url(&mut self, text: &str) -> Option<SmtpEndpoint> {
+        let place = "[sender] url";
+        let url = match url::Url::parse(text) {
             Ok(url) => url,
             Err(e) => {
-                self.report("[sender] url", format!("invalid URL {:?}: {e}", file.url));
+                self.report(place, format!("invalid URL {text:?}: {e}"));
                 return None;
             }
         };
@@ -229,48 +279,54 @@ impl Checker<'_> {
             "smtp" => (false, 587),
             "smtps" => (true, 465),
             other => {
-                let message = format!("scheme {other:?} is not smtp:// or smtps://");
-                self.report("[sender] url", message);
+                self.report(
+                    place,
+                    format!("scheme {other:?} is not smtp:// or smtps://"),
+                );
                 return None;
             }
         };
         if !url.username().is_empty() || url.password().is_some() {
             let message = "credentials in the URL would end up in logs and files; \
                            use username_env and password_env";
-            self.report("[sender] url", message);
+            self.report(place, message);
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            self.report(
+                place,
+                format!("{text:?}: only a host and a port are allowed"),
+            );
         }
         let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-            self.report("[sender] url", format!("{:?} names no host", file.url));
+            self.report(place, format!("{text:?} names no host"));
             return None;
         };
-        let tls = self.tls(file.tls.as_deref(), implicit)?;
-        let credentials = self.credentials(&file);
-        if file.pool_max == 0 {
-            self.report("[sender] pool_max", "must be at least 1");
-        }
-        Some(SmtpSettings {
+        Some(SmtpEndpoint {
             host: host.trim_matches(['[', ']']).to_owned(),
             port: url.port().unwrap_or(default_port),
-            tls,
-            credentials: credentials?,
-            timeout: Duration::from_secs(file.timeout_secs),
-            pool_max: file.pool_max.max(1),
+            implicit,
         })
     }
 
-    fn tls(&mut self, value: Option<&str>, implicit: bool) -> Option<Tls> {
-        match value {
-            None if implicit => Some(Tls::Implicit),
-            None => Some(Tls::StartTls),
-            Some("starttls") => Some(Tls::StartTls),
-            Some("implicit") => Some(Tls::Implicit),
-            Some("none") => Some(Tls::None),
+    /// The TLS mode; `implicit` is what the URL's scheme implies, when the URL was readable.
+    fn tls(&mut self, value: Option<&str>, implicit: Option<bool>) -> Option<Tls> {
+        let tls = match value {
+            None if implicit == Some(true) => Tls::Implicit,
+            None => Tls::StartTls,
+            Some("starttls") => Tls::StartTls,
+            Some("implicit") => Tls::Implicit,
+            Some("none") => Tls::None,
             Some(other) => {
                 let message = format!("unknown TLS mode {other:?}: use starttls, implicit or none");
                 self.report("[sender] tls", message);
-                None
+                return None;
             }
+        };
+        if implicit == Some(true) && tls != Tls::Implicit {
+            let message = "smtps:// means TLS from the first byte; use smtp:// for this mode";
+            self.report("[sender] tls", message);
         }
+        Some(tls)
     }
 
     /// Resolves `username_env`/`password_env` now, so a missing secret is a start-up problem
@@ -291,11 +347,17 @@ impl Checker<'_> {
     }
 
     fn env_var(&mut self, place: &str, name: &str) -> Option<String> {
-        let value = (self.env)(name);
-        if value.is_none() {
-            self.report(place, format!("environment variable {name} is not set"));
+        match (self.env)(name) {
+            Some(value) if !value.is_empty() => Some(value),
+            Some(_) => {
+                self.report(place, format!("environment variable {name} is empty"));
+                None
+            }
+            None => {
+                self.report(place, format!("environment variable {name} is not set"));
+                None
+            }
         }
-        value
     }
 
     fn rules(&mut self, value: Option<toml::Value>, default_zone: &TimeZone) -> Vec<Rule> {
@@ -311,13 +373,14 @@ impl Checker<'_> {
                 return Vec::new();
             }
         };
-        let mut rules: Vec<Rule> = Vec::new();
+        let mut rules = Vec::new();
+        let mut names = HashSet::new();
         for (index, entry) in entries.into_iter().enumerate() {
             let place = rule_place(&entry, index);
             let Some(file) = self.section::<RuleFile>(&place, entry) else {
                 continue;
             };
-            if rules.iter().any(|r| r.name == file.name) {
+            if !names.insert(file.name.clone()) {
                 self.report(&place, "another rule already has this name");
             }
             rules.extend(self.rule(&place, file, default_zone));
@@ -386,10 +449,19 @@ impl Checker<'_> {
     }
 
     fn matcher(&mut self, place: &str, file: &RuleFile) -> Option<Matcher> {
-        let globs = match &file.glob {
-            Some(globs) => Some(self.globs(&format!("{place}, glob"), globs.clone())?),
-            None => None,
-        };
+        let lists = [
+            ("bucket", &file.bucket),
+            ("prefix", &file.prefix),
+            ("suffix", &file.suffix),
+            ("glob", &file.glob),
+        ];
+        for (field, list) in lists {
+            self.match_list(&format!("{place}, {field}"), field, list);
+        }
+        let globs = file
+            .glob
+            .clone()
+            .map(|g| self.globs(&format!("{place}, glob"), g));
         if let (Some(min), Some(max)) = (file.min_size_bytes, file.max_size_bytes)
             && min > max
         {
@@ -401,10 +473,28 @@ impl Checker<'_> {
             buckets: values(&file.bucket),
             prefixes: values(&file.prefix),
             suffixes: suffixes.collect(),
-            globs,
+            globs: globs.map_or(Some(None), |g| g.map(Some))?,
             min_size: file.min_size_bytes,
             max_size: file.max_size_bytes,
         })
+    }
+
+    /// An empty list or an empty string would silently match everything (or nothing); the
+    /// operator meant something else, so both are problems.
+    fn match_list(&mut self, place: &str, field: &str, list: &Option<OneOrMany>) {
+        let Some(list) = list else { return };
+        let values = list.clone().into_vec();
+        if values.is_empty() {
+            self.report(
+                place,
+                format!("empty list; leave {field} out to match everything"),
+            );
+        } else if values.iter().any(String::is_empty) {
+            self.report(
+                place,
+                format!("empty {field}; leave {field} out to match everything"),
+            );
+        }
     }
 
     fn globs(&mut self, place: &str, patterns: OneOrMany) -> Option<GlobSet> {
@@ -441,6 +531,28 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The field named by serde's "unknown field `name`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+/// Where an SMTP URL points.
+struct SmtpEndpoint {
+    host: String,
+    port: u16,
+    /// `smtps://`: TLS from the first byte.
+    implicit: bool,
+}
+
+/// Loopback is the one place plain-text SMTP with a password stays on the machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn values(field: &Option<OneOrMany>) -> Vec<String> {
@@ -598,6 +710,92 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found[0].contains("another rule already has this name"));
         assert!(found[1].contains("invalid glob \"raw/[.csv\""));
+    }
+
+    #[test]
+    fn unknown_fields_do_not_hide_other_problems_in_the_same_rule() {
+        let text = r#"
+            [sender]
+            type = "outbox"
+            from = "a@example.com"
+            colour = "blue"
+            [[rule]]
+            name = "r"
+            subjekt = "x"
+            to = ["a@example.com", "A <a@example.com>"]
+            cc = ["not an address"]
+            bucket = []
+            suffix = ""
+            time_zone = "Nowhere/Town"
+            [[rule]]
+            name = "r"
+            to = ["b@example.com"]
+        "#;
+        let found = problems(text);
+        let expected = [
+            "[sender]: unknown field `colour`",
+            "rule \"r\" (#1): unknown field `subjekt`",
+            "rule \"r\" (#1), bucket: empty list; leave bucket out to match everything",
+            "rule \"r\" (#1), suffix: empty suffix; leave suffix out to match everything",
+            "rule \"r\" (#1), to[1]: a@example.com is listed twice",
+            "rule \"r\" (#1), cc[0]: invalid email address \"not an address\"",
+            "rule \"r\" (#1), time_zone: unknown time zone \"Nowhere/Town\"",
+            "rule \"r\" (#2): another rule already has this name",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(
+                found.starts_with(expected),
+                "{found:?} should start with {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn doubtful_smtp_settings_are_problems() {
+        let text = r#"
+            [sender]
+            type = "smtp"
+            url = "smtps://mail.example.com/inbox?x=1"
+            tls = "none"
+            from = "a@example.com"
+            username_env = "SMTP_USER"
+            password_env = "EMPTY"
+            timeout_secs = 0
+            [[rule]]
+            name = "r"
+            to = ["a@example.com"]
+        "#;
+        let env = |name: &str| match name {
+            "SMTP_USER" => Some("u".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let err = parse(text, Origin::BuiltIn, &env).expect_err("problems");
+        let found: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+        let expected = [
+            "[sender] url: \"smtps://mail.example.com/inbox?x=1\": only a host and a port",
+            "[sender] tls: smtps:// means TLS from the first byte",
+            "[sender] password_env: environment variable EMPTY is empty",
+            "[sender] timeout_secs: must be at least 1",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(
+                found.starts_with(expected),
+                "{found:?} should start with {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn password_in_plain_text_over_the_network_is_a_problem() {
+        let config =
+            |host: &str| GOOD.replace("smtp://127.0.0.1:2525", &format!("smtp://{host}:2525"));
+        assert!(check(&config("127.0.0.1")).is_ok());
+        let found = problems(&config("mail.example.com"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("[sender] tls: credentials would cross the network"));
     }
 
     #[test]

@@ -26,6 +26,16 @@ pub enum Tls {
     Implicit,
 }
 
+impl std::fmt::Display for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tls::None => "no TLS",
+            Tls::StartTls => "STARTTLS",
+            Tls::Implicit => "implicit TLS",
+        })
+    }
+}
+
 /// Everything needed to build an [`SmtpSender`]; produced by config validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpSettings {
