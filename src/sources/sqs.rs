@@ -76,8 +76,11 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+    /// A message id and what its body parsed to.
+    type Parsed = (String, Result<Payload, SourceError>);
+
     /// The messages of a fixture batch, each body parsed on its own as the Lambda runtime does.
-    fn bodies(fixture: &[u8]) -> Result<Vec<(String, Result<Payload, SourceError>)>, SourceError> {
+    fn bodies(fixture: &[u8]) -> Result<Vec<Parsed>, SourceError> {
         let messages =
             split(
                 serde_json::from_slice(fixture).map_err(|err| SourceError::UnknownFormat {
