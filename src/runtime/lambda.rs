@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
-use tracing::{Instrument as _, error, info, warn};
+use tracing::{Instrument as _, debug, error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, Config, ConfigError, Origin};
@@ -64,7 +64,7 @@ pub enum InvocationError {
     },
     /// The SQS batch itself cannot be split into messages.
     #[error("the SQS batch cannot be read: {0}")]
-    Batch(#[source] SourceError),
+    Batch(SourceError),
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -162,7 +162,7 @@ impl Handler {
 
     /// Handles each message on its own and names the ones to redeliver.
     async fn batch(&self, messages: Vec<Message>) -> Value {
-        info!(messages = messages.len(), "sqs batch received");
+        debug!(messages = messages.len(), "sqs batch received");
         let retry: Vec<Option<String>> = futures::stream::iter(messages)
             .map(|message| self.message(message))
             .buffered(CONCURRENCY)
@@ -173,6 +173,7 @@ impl Handler {
             .flatten()
             .map(|id| json!({ "itemIdentifier": id }))
             .collect();
+        debug!(retry = failures.len(), "sqs batch handled");
         json!({ "batchItemFailures": failures })
     }
 
@@ -207,6 +208,7 @@ impl Handler {
             }
         };
         log_permanent(&report, None);
+        debug!(counts = ?report.counts(), "payload handled");
         match transient_failures(&report) {
             0 => Ok(json!({ "counts": report.counts() })),
             failed => Err(InvocationError::Transient { failed }),
