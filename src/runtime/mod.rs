@@ -3,4 +3,5 @@
 
 pub mod demo;
 pub mod dev;
+pub mod lambda;
 pub mod local;

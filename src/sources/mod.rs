@@ -2,16 +2,20 @@
 //!
 //! Each provider module owns its serde types, tolerates unknown fields and keeps open-ended
 //! values (event names) as strings. [`parse`] recognizes which format a payload is in by
-//! checking a table of known formats in order, so a new source (an SNS envelope, an SQS batch,
-//! EventBridge, Event Grid) is one more module and one more row.
+//! checking a table of known formats in order, so a new source (Event Grid, Cloud Storage) is
+//! one more module and one more row. Envelopes (SNS, SQS) parse what they carry with [`parse`]
+//! again, so every format reaches Herald however it was forwarded.
 
 use serde_json::Value;
 
 use crate::event::ObjectCreated;
 
+pub mod eventbridge;
 pub mod key;
 pub mod minio;
 pub mod s3;
+pub mod sns;
+pub mod sqs;
 
 /// One record of a payload, after normalization.
 // Nearly every record is a creation, so boxing the large variant would add an allocation to
@@ -72,9 +76,8 @@ struct Format {
 }
 
 /// Known formats, checked in order; the first match wins, so a more specific shape must come
-/// before a more general one. The MinIO wrapper also has `Records`, hence before plain S3.
-/// SQS and SNS-to-Lambda batches also have `Records` (with another `eventSource`), so their rows
-/// will need to go before S3's too.
+/// before a more general one. The MinIO wrapper, SQS batches and Lambda SNS events also have
+/// `Records`, hence before plain S3.
 const FORMATS: &[Format] = &[
     Format {
         name: "s3 test event",
@@ -87,9 +90,29 @@ const FORMATS: &[Format] = &[
         read: minio::read_webhook,
     },
     Format {
+        name: "sqs batch",
+        matches: sqs::is_batch,
+        read: sqs::read_batch,
+    },
+    Format {
+        name: "sns lambda event",
+        matches: sns::is_lambda_event,
+        read: sns::read_lambda_event,
+    },
+    Format {
         name: "s3 event notification",
         matches: s3::is_notification,
         read: s3::read_notification,
+    },
+    Format {
+        name: "sns notification",
+        matches: sns::is_notification,
+        read: sns::read_notification,
+    },
+    Format {
+        name: "eventbridge s3 event",
+        matches: eventbridge::is_event,
+        read: eventbridge::read_event,
     },
 ];
 
@@ -109,6 +132,29 @@ pub fn parse(payload: &[u8]) -> Result<Payload, SourceError> {
     };
     tracing::debug!(format = format.name, "recognized payload format");
     (format.read)(value)
+}
+
+/// Combines the payloads an envelope carried into one.
+///
+/// A single payload is returned as it is, so an envelope around one test event is a test
+/// event. Several are flattened in order: a test event becomes an ignored record named after
+/// it, and a payload that failed as a whole becomes a failed record, so one bad message never
+/// hides the others. Record indexes in errors are those within each carried payload.
+pub(crate) fn merge(
+    mut payloads: Vec<Result<Payload, SourceError>>,
+) -> Result<Payload, SourceError> {
+    if payloads.len() == 1 {
+        return payloads.remove(0);
+    }
+    let mut records = Vec::new();
+    for payload in payloads {
+        match payload {
+            Ok(Payload::Records(more)) => records.extend(more),
+            Ok(Payload::Test { kind }) => records.push(Ok(Record::Ignored { event_name: kind })),
+            Err(err) => records.push(Err(err)),
+        }
+    }
+    Ok(Payload::Records(records))
 }
 
 /// Explains why JSON matched no format, naming what it does have so a human can tell a

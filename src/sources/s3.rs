@@ -228,7 +228,7 @@ fn provider(event_source: Option<&str>, default: Provider) -> Provider {
 }
 
 /// Parses `eventTime` as RFC 3339; an absent or empty one is `None`.
-fn event_time(value: Option<String>) -> Result<Option<Timestamp>, String> {
+pub(crate) fn event_time(value: Option<String>) -> Result<Option<Timestamp>, String> {
     let Some(text) = non_empty(value) else {
         return Ok(None);
     };
@@ -238,7 +238,7 @@ fn event_time(value: Option<String>) -> Result<Option<Timestamp>, String> {
 }
 
 /// S3 sends the ETag bare, but the HTTP header form is quoted and some servers copy it.
-fn unquote(etag: String) -> String {
+pub(crate) fn unquote(etag: String) -> String {
     match etag
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))
@@ -249,7 +249,7 @@ fn unquote(etag: String) -> String {
 }
 
 /// Servers fill optional fields with `""` (MinIO's `awsRegion`, for one); that means unknown.
-fn non_empty(value: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|text| !text.is_empty())
 }
 
