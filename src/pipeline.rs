@@ -311,10 +311,15 @@ async fn send(sender: &dyn Sender, email: &Email) -> Outcome {
                 receipt,
             }
         }
+        // A transient failure is retried by whoever delivered the event; only a permanent one
+        // loses the notification and needs an operator.
+        Err(err) if err.is_transient() => {
+            warn!(rule = %email.rule, error = %err, "email not delivered yet; a retry may help");
+            failed(Some(&email.rule), err.to_string(), true)
+        }
         Err(err) => {
-            let transient = err.is_transient();
-            error!(rule = %email.rule, error = %err, transient, "email not delivered");
-            failed(Some(&email.rule), err.to_string(), transient)
+            error!(rule = %email.rule, error = %err, "email rejected; it will not be retried");
+            failed(Some(&email.rule), err.to_string(), false)
         }
     }
 }

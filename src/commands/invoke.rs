@@ -15,8 +15,9 @@ use super::EXIT_FAILURE;
 /// Arguments of `herald invoke`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Event payload (S3 notification, MinIO webhook, S3 test event); `-` or nothing reads
-    /// standard input.
+    /// Event payload: an S3 notification or test event, a MinIO webhook, an SNS notification
+    /// or Lambda SNS event around one, a Lambda SQS batch, or an EventBridge "Object Created"
+    /// event; `-` or nothing reads standard input.
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
     /// Print the emails instead of sending them.
