@@ -1,7 +1,7 @@
 //! One module per subcommand. Each loads what it needs, runs the library and reports to the
 //! person at the terminal; the work itself lives in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -24,7 +24,8 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Finds the config (flag, environment, default path), falling back to the built-in example.
 pub fn origin(flag: Option<PathBuf>) -> Origin {
     let env = |name: &str| std::env::var(name).ok();
-    config::locate(flag.as_deref(), &env).unwrap_or(Origin::BuiltIn)
+    let default = Path::new(config::DEFAULT_PATH);
+    config::locate(flag.as_deref(), &env, default).unwrap_or(Origin::BuiltIn)
 }
 
 /// Loads and checks the config, printing every problem when there are any.

@@ -138,12 +138,17 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// Finds the config: the flag, then [`CONFIG_ENV`], then [`CONFIG_TOML_ENV`], then
-/// [`DEFAULT_PATH`] if it exists. `env` looks up environment variables.
+/// Finds the config: the flag, then [`CONFIG_ENV`], then [`CONFIG_TOML_ENV`], then the file
+/// at `default` if it exists ([`DEFAULT_PATH`] for the CLI, `herald.toml` beside the binary on
+/// Lambda). `env` looks up environment variables.
 ///
-/// Returns `None` when nothing names a config and the default path does not exist; callers
+/// Returns `None` when nothing names a config and the default file does not exist; callers
 /// decide whether the built-in configuration is acceptable.
-pub fn locate(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Option<Origin> {
+pub fn locate(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    default: &Path,
+) -> Option<Origin> {
     let set = |name| env(name).filter(|value| !value.is_empty());
     if let Some(path) = flag {
         return Some(Origin::Flag(path.to_path_buf()));
@@ -154,8 +159,9 @@ pub fn locate(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Opti
     if let Some(text) = set(CONFIG_TOML_ENV) {
         return Some(Origin::Inline(text));
     }
-    let default = PathBuf::from(DEFAULT_PATH);
-    default.exists().then_some(Origin::DefaultPath(default))
+    default
+        .exists()
+        .then(|| Origin::DefaultPath(default.to_path_buf()))
 }
 
 /// Reads and checks the configuration at `origin`.
@@ -209,11 +215,17 @@ pub(crate) mod tests {
             CONFIG_TOML_ENV => Some("x = 1".to_owned()),
             _ => None,
         };
-        let origin = locate(Some(Path::new("a.toml")), &both);
+        let default = Path::new("/no/such/herald.toml");
+        let origin = locate(Some(Path::new("a.toml")), &both, default);
         assert_eq!(origin, Some(Origin::Flag("a.toml".into())));
-        assert_eq!(locate(None, &both), Some(Origin::Env("b.toml".into())));
+        assert_eq!(
+            locate(None, &both, default),
+            Some(Origin::Env("b.toml".into()))
+        );
         let inline = |name: &str| both(name).filter(|_| name == CONFIG_TOML_ENV);
-        assert_eq!(locate(None, &inline), Some(Origin::Inline("x = 1".into())));
+        let origin = locate(None, &inline, default);
+        assert_eq!(origin, Some(Origin::Inline("x = 1".into())));
+        assert_eq!(locate(None, &|_| None, default), None);
     }
 
     #[test]

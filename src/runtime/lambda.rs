@@ -80,19 +80,16 @@ impl From<InvocationError> for Diagnostic {
     }
 }
 
-/// Finds the config: `HERALD_CONFIG`, else `herald.toml` in `task_root` (`LAMBDA_TASK_ROOT`,
-/// or the bootstrap binary's folder when that is not set), if the file exists.
-pub fn locate_config(env_value: Option<&str>, task_root: Option<&Path>) -> Option<Origin> {
-    if let Some(value) = env_value.filter(|value| !value.is_empty()) {
-        return Some(Origin::Env(PathBuf::from(value)));
-    }
-    let path = task_root?.join(CONFIG_FILE);
-    path.exists().then_some(Origin::DefaultPath(path))
+/// Finds the config: `HERALD_CONFIG` (a path), else `HERALD_CONFIG_TOML` (the TOML itself, as
+/// deploy templates set it), else `herald.toml` in `task_root` (`LAMBDA_TASK_ROOT`, or the
+/// bootstrap binary's folder when that is not set), if the file exists.
+pub fn locate_config(env: &dyn Fn(&str) -> Option<String>, task_root: &Path) -> Option<Origin> {
+    config::locate(None, env, &task_root.join(CONFIG_FILE))
 }
 
 /// Loads and checks the config Lambda's environment points at. Every problem is logged.
 pub fn load_config() -> Result<Arc<Config>, InitError> {
-    let env = std::env::var(config::CONFIG_ENV).ok();
+    let env = |name: &str| std::env::var(name).ok();
     let task_root = std::env::var_os("LAMBDA_TASK_ROOT")
         .map(PathBuf::from)
         .or_else(|| {
@@ -100,8 +97,9 @@ pub fn load_config() -> Result<Arc<Config>, InitError> {
                 .ok()?
                 .parent()
                 .map(Path::to_path_buf)
-        });
-    let origin = locate_config(env.as_deref(), task_root.as_deref()).ok_or(InitError::NoConfig)?;
+        })
+        .unwrap_or_default();
+    let origin = locate_config(&env, &task_root).ok_or(InitError::NoConfig)?;
     info!(config = %origin, "loading config");
     config::load(origin).map(Arc::new).map_err(|err| {
         for problem in err.problems() {

@@ -255,18 +255,21 @@ async fn unknown_payload_is_dropped_not_retried() -> TestResult {
 }
 
 #[test]
-fn config_env_wins_over_task_root() -> TestResult {
+fn config_path_then_inline_toml_then_task_root() -> TestResult {
     let root = tempfile::tempdir()?;
-    assert_eq!(locate_config(None, Some(root.path())), None);
+    let unset = |_: &str| None;
+    assert_eq!(locate_config(&unset, root.path()), None);
     std::fs::write(root.path().join(CONFIG_FILE), "")?;
     let beside = Origin::DefaultPath(root.path().join(CONFIG_FILE));
-    assert_eq!(locate_config(None, Some(root.path())), Some(beside.clone()));
-    assert_eq!(locate_config(Some(""), Some(root.path())), Some(beside));
-    let named = Origin::Env("/opt/herald.toml".into());
-    assert_eq!(
-        locate_config(Some("/opt/herald.toml"), Some(root.path())),
-        Some(named)
-    );
+    assert_eq!(locate_config(&unset, root.path()), Some(beside.clone()));
+    let empty = |_: &str| Some(String::new());
+    assert_eq!(locate_config(&empty, root.path()), Some(beside));
+    let inline = |name: &str| (name == "HERALD_CONFIG_TOML").then(|| "x = 1".to_owned());
+    let origin = locate_config(&inline, root.path());
+    assert_eq!(origin, Some(Origin::Inline("x = 1".into())));
+    let named = |name: &str| Some(format!("/opt/{name}"));
+    let origin = locate_config(&named, root.path());
+    assert_eq!(origin, Some(Origin::Env("/opt/HERALD_CONFIG".into())));
     Ok(())
 }
 
