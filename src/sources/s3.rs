@@ -122,6 +122,10 @@ pub fn read_records(records: Option<Value>, default: Provider) -> Result<Payload
 
 /// Normalizes the record at `index` of a payload.
 pub fn normalize(index: usize, record: Value, default: Provider) -> Result<Record, SourceError> {
+    if !record.is_object() {
+        let reason = format!("record is {}, expected an object", json_kind(&record));
+        return Err(bad_record(index, reason));
+    }
     check_version(record.get("eventVersion")).map_err(|reason| bad_record(index, reason))?;
     let record: S3Record =
         serde_json::from_value(record).map_err(|err| bad_record(index, err.to_string()))?;
@@ -311,6 +315,17 @@ mod tests {
 
     fn at(time: &str) -> Result<Option<Timestamp>, jiff::Error> {
         time.parse().map(Some)
+    }
+
+    #[test]
+    fn records_that_are_not_objects_say_so() -> TestResult {
+        let found = records(r#"{"Records":[1,"x",null]}"#)?;
+        let kinds = ["a number", "a string", "null"];
+        for (index, (record, kind)) in found.into_iter().zip(kinds).enumerate() {
+            let reason = format!("record is {kind}, expected an object");
+            assert_eq!(record, Err(SourceError::BadRecord { index, reason }));
+        }
+        Ok(())
     }
 
     #[test]
