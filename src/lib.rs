@@ -10,6 +10,7 @@
 //! [`pipeline::Pipeline`] ties the stages together; the modules under [`runtime`] are thin entry
 //! points (`herald dev`, `herald demo`, `herald invoke`) over it.
 
+pub mod aws;
 pub mod config;
 pub mod dedupe;
 pub mod deliver;

@@ -237,7 +237,7 @@ async fn send_once(store: &dyn DedupeStore, sender: &dyn Sender, email: &Email) 
         }
         Err(err) => {
             warn!(store = store.name(), error = %err, "dedupe store unavailable; not sending");
-            return failed(Some(&email.rule), err.to_string(), true);
+            return failed(Some(&email.rule), err.to_string(), err.transient);
         }
     }
 

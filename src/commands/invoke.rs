@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use herald::deliver;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::record::{Entry, Outcome, Report};
+use herald::{dedupe, deliver};
 
 use super::EXIT_FAILURE;
 
@@ -34,9 +34,17 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let report = runtime.block_on(async {
         let delivery = match args.dry_run {
             true => Delivery::DryRun,
-            false => Delivery::Send(deliver::build(&config.sender)?),
+            false => Delivery::Send(deliver::build(&config.sender).await?),
         };
-        let pipeline = Pipeline::new(config, delivery);
+        // One payload per process: only a shared store ([dedupe]) can spot a redelivery.
+        let dedupe = match (&config.dedupe, &delivery) {
+            (Some(_), Delivery::Send(_)) => Some(dedupe::build(&config).await?),
+            _ => None,
+        };
+        let mut pipeline = Pipeline::new(config, delivery);
+        if let Some(store) = dedupe {
+            pipeline = pipeline.with_dedupe(store);
+        }
         anyhow::Ok(pipeline.handle_payload(&payload).await?)
     })?;
 
