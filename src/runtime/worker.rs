@@ -235,17 +235,16 @@ impl Worker {
     /// Handles one message and settles it with SQS; the permit frees its slot at the end.
     async fn handle(self, message: Message, permit: OwnedSemaphorePermit) -> Verdict {
         let id = message.message_id().unwrap_or("(no id)").to_owned();
-        let receives = receive_count(&message);
-        let span = tracing::info_span!("message", message_id = %id, receives);
-        let verdict = self.handle_inner(message).instrument(span).await;
+        let span = tracing::info_span!("message", message_id = %id);
+        let verdict = self.handle_inner(&id, message).instrument(span).await;
         drop(permit);
         verdict
     }
 
-    async fn handle_inner(&self, message: Message) -> Verdict {
+    async fn handle_inner(&self, id: &str, message: Message) -> Verdict {
         let Some(receipt) = message.receipt_handle() else {
             // Without a receipt handle the message can be neither deleted nor extended.
-            warn!("message without a receipt handle; left alone");
+            warn!(message_id = %id, "message without a receipt handle; left alone");
             return Verdict::Retry;
         };
         let body = message.body().unwrap_or_default().as_bytes();
@@ -254,26 +253,30 @@ impl Worker {
             never = self.keep_invisible(receipt) => match never {},
         };
         if let Err(err) = &handled {
-            error!(error = %err, "message body is not an event Herald understands");
+            error!(message_id = %id, error = %err, "message body is not an event Herald understands");
         }
         let verdict = verdict(&handled);
-        self.settle(receipt, verdict).await;
+        self.settle(id, receive_count(&message), receipt, verdict)
+            .await;
         verdict
     }
 
-    async fn settle(&self, receipt: &str, verdict: Verdict) {
+    /// Deletes a settled message; logs why any other stays in the queue. The message id and
+    /// receive count are fields of the WARN and ERROR lines themselves, because the span that
+    /// carries them is only shown at INFO and below.
+    async fn settle(&self, id: &str, receives: u32, receipt: &str, verdict: Verdict) {
         match verdict {
             Verdict::Delete => self.delete(receipt).await,
-            Verdict::Retry => {
-                warn!(
-                    "delivery failed for now; message left for redelivery after its visibility timeout"
-                );
-            }
-            Verdict::DeadLetter => {
-                error!(
-                    "delivery cannot succeed as is; message left for the queue's dead-letter queue"
-                );
-            }
+            Verdict::Retry => warn!(
+                message_id = %id,
+                receives,
+                "delivery failed for now; message left for redelivery after its visibility timeout"
+            ),
+            Verdict::DeadLetter => error!(
+                message_id = %id,
+                receives,
+                "delivery cannot succeed as is; message left for the queue's dead-letter queue"
+            ),
         }
     }
 
@@ -323,6 +326,9 @@ impl Worker {
     /// Gives messages in flight up to the drain bound, then abandons the rest: SQS delivers
     /// them again after their visibility timeout.
     async fn drain(&self, mut tasks: JoinSet<Verdict>, mut stats: Stats) -> Stats {
+        while let Some(done) = tasks.try_join_next() {
+            stats.add(done.unwrap_or(Verdict::Retry));
+        }
         info!(
             in_flight = tasks.len(),
             "stopping: finishing messages in flight"
