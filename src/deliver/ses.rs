@@ -7,7 +7,7 @@
 //! <https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html>
 
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
@@ -135,10 +135,9 @@ impl Failure {
     fn from_sdk(err: &SdkError<SendEmailError, aws_sdk_sesv2::config::http::HttpResponse>) -> Self {
         match err {
             SdkError::TimeoutError(_) => Failure::NoAnswer("no answer in time".into()),
-            SdkError::DispatchFailure(failure) => Failure::NoAnswer(format!(
-                "cannot reach ses: {:?}",
-                failure.as_connector_error()
-            )),
+            SdkError::DispatchFailure(_) => {
+                Failure::NoAnswer(format!("cannot reach ses: {}", DisplayErrorContext(err)))
+            }
             SdkError::ResponseError(response) => Failure::Service {
                 code: None,
                 message: Some("unreadable response".into()),
@@ -196,7 +195,10 @@ fn classify(failure: &Failure, from: &str) -> DeliveryError {
         Some("NotFoundException") => permanent(format!(
             "{message} (check [sender] configuration_set and the region)"
         )),
-        _ if status >= 500 => transient(format!("ses answered {status}: {message}")),
+        // Throttling under a code this list does not know yet is still throttling.
+        _ if status == 429 || status >= 500 => {
+            transient(format!("ses answered {status}: {message}"))
+        }
         Some(code) => permanent(format!("{code}: {message}")),
         None => permanent(format!("ses answered {status}: {message}")),
     }
@@ -280,6 +282,7 @@ mod tests {
             service("TooManyRequestsException", "slow down", 429),
             service("LimitExceededException", "daily quota", 400),
             service("InternalFailure", "oops", 500),
+            service("SomeNewThrottlingException", "later", 429),
             Failure::Service {
                 code: None,
                 message: None,
@@ -340,6 +343,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sandbox"), "{text}");
+    }
+
+    #[test]
+    fn sdk_timeouts_become_transient_failures() {
+        let err: SdkError<SendEmailError, aws_sdk_sesv2::config::http::HttpResponse> =
+            SdkError::timeout_error("slow");
+        let failure = Failure::from_sdk(&err);
+        assert!(matches!(failure, Failure::NoAnswer(_)), "{failure:?}");
+        assert!(classify(&failure, FROM).is_transient());
     }
 
     #[test]
