@@ -4,12 +4,15 @@
 //!
 //! ```text
 //! sources ──> event ──> route ──> render ──> deliver ──> record
-//! (S3, MinIO)  (normalized) (rules)  (templates) (SMTP, outbox) (outcomes)
+//! (S3, MinIO)  (normalized) (rules)  (templates) (SMTP, SES,   (outcomes)
+//!                                                 outbox)
 //! ```
 //!
 //! [`pipeline::Pipeline`] ties the stages together; the modules under [`runtime`] are thin entry
-//! points (`herald dev`, `herald demo`, `herald invoke`) over it.
+//! points (`herald dev`, `herald demo`, `herald invoke`, `herald worker`) over it. Dedupe
+//! stores ([`dedupe`]) keep redelivered events from sending twice.
 
+pub mod aws;
 pub mod config;
 pub mod dedupe;
 pub mod deliver;

@@ -30,6 +30,8 @@ enum Command {
     Dev(commands::dev::Args),
     /// Run the pipeline on one event payload from a file or standard input.
     Invoke(commands::invoke::Args),
+    /// Long-poll an SQS queue of bucket events and deliver their emails (containers).
+    Worker(commands::worker::Args),
     /// Validate a config file and its templates, reporting every problem at once.
     Check(commands::check::Args),
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(cli.config, args),
         Command::Dev(args) => commands::dev::run(cli.config, args),
         Command::Invoke(args) => commands::invoke::run(cli.config, args),
+        Command::Worker(args) => commands::worker::run(cli.config, args),
         Command::Check(args) => commands::check::run(cli.config, args),
     };
     match result {

@@ -56,16 +56,16 @@ impl Pipeline {
         }
     }
 
-    /// Signs download links for rules that ask for them. Without a signer such rules send
-    /// their emails without a link.
-    pub fn with_links(mut self, signer: Arc<dyn LinkSigner>) -> Self {
-        self.links = Some(signer);
-        self
-    }
-
     /// Sends each email only once per upload and rule, as remembered by `store`.
     pub fn with_dedupe(mut self, store: Arc<dyn DedupeStore>) -> Self {
         self.dedupe = Some(store);
+        self
+    }
+
+    /// Signs download links for rules that ask for them. Without a signer such rules send
+    /// their emails without a link.
+    pub fn with_links(mut self, signer: impl Into<Option<Arc<dyn LinkSigner>>>) -> Self {
+        self.links = signer.into();
         self
     }
 
@@ -282,7 +282,7 @@ async fn send_once(store: &dyn DedupeStore, sender: &dyn Sender, email: &Email) 
         }
         Err(err) => {
             warn!(store = store.name(), error = %err, "dedupe store unavailable; not sending");
-            return failed(Some(&email.rule), err.to_string(), true);
+            return failed(Some(&email.rule), err.to_string(), err.transient);
         }
     }
 

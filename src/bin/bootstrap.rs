@@ -11,7 +11,7 @@ use herald::runtime::lambda;
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda::init_tracing();
-    let handler = match lambda::init() {
+    let handler = match lambda::init().await {
         Ok(handler) => handler,
         Err(err) => {
             tracing::error!(error = %err, "herald cannot start");

@@ -40,7 +40,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = with_outbox(super::load(super::origin(flag))?, args.outbox);
     let data = tempfile::tempdir().context("cannot create a folder for the demo bucket")?;
     super::tokio_runtime()?.block_on(async move {
-        let sender = deliver::build(&config.sender)?;
+        let sender = deliver::build(&config.sender).await?;
         let delivery = deliver::describe(&config.sender);
         let (events_tx, events_rx) = mpsc::channel(64);
         let options = DevOptions {

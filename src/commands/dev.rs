@@ -3,26 +3,19 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use herald::dedupe::MemoryStore;
-use herald::deliver;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::render::format::visible;
 use herald::runtime::dev::{DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions};
 use herald::runtime::local::{self, Handled};
+use herald::{dedupe, deliver};
 use tokio::sync::mpsc;
 
 use super::local_links;
 
 /// Uploads waiting for the pipeline before the endpoint slows down PUT responses.
 const QUEUE: usize = 256;
-
-/// How long `herald dev` remembers sent emails, so a client retrying an upload's request
-/// does not produce a second email.
-const DEDUPE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Arguments of `herald dev`.
 #[derive(Debug, clap::Args)]
@@ -42,7 +35,7 @@ pub struct Args {
 pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = super::load(super::origin(flag))?;
     super::tokio_runtime()?.block_on(async move {
-        let sender = deliver::build(&config.sender)?;
+        let sender = deliver::build(&config.sender).await?;
         let (events_tx, events_rx) = mpsc::channel(QUEUE);
         let options = DevOptions {
             listen: args.listen,
@@ -55,7 +48,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         print_banner(&endpoint, &args, &deliver::describe(&config.sender));
 
         let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
-        let dedupe = Arc::new(MemoryStore::new(DEDUPE_RETENTION));
+        // Remembers sent emails (in memory without [dedupe]), so a client retrying an
+        // upload's request does not produce a second email.
+        let dedupe = dedupe::build(&config).await?;
         let pipeline = Pipeline::new(config, Delivery::Send(sender))
             .with_dedupe(dedupe)
             .with_links(local_links(&endpoint));

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use herald::deliver;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::record::{Entry, Outcome, Report};
 use herald::render::format::visible;
+use herald::{dedupe, deliver, links};
 
 use super::EXIT_FAILURE;
 
@@ -36,9 +36,18 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let report = runtime.block_on(async {
         let delivery = match args.dry_run {
             true => Delivery::DryRun,
-            false => Delivery::Send(deliver::build(&config.sender)?),
+            false => Delivery::Send(deliver::build(&config.sender).await?),
         };
-        let pipeline = Pipeline::new(config, delivery);
+        // One payload per process: only a shared store ([dedupe]) can spot a redelivery.
+        let dedupe = match (&config.dedupe, &delivery) {
+            (Some(_), Delivery::Send(_)) => Some(dedupe::build(&config).await?),
+            _ => None,
+        };
+        let links = links::for_config(&config).await;
+        let mut pipeline = Pipeline::new(config, delivery).with_links(links);
+        if let Some(store) = dedupe {
+            pipeline = pipeline.with_dedupe(store);
+        }
         anyhow::Ok(pipeline.handle_payload(&payload).await?)
     })?;
 

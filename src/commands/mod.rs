@@ -15,6 +15,7 @@ pub mod check;
 pub mod demo;
 pub mod dev;
 pub mod invoke;
+pub mod worker;
 
 /// Something failed at run time.
 pub const EXIT_FAILURE: u8 = 1;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 5] = ["sender", "time_zone", "skip", "unmatched", "rule"];
+pub const SECTIONS: [&str; 6] = ["sender", "time_zone", "skip", "unmatched", "dedupe", "rule"];
 
 /// `[sender]`: where rendered emails go. Exactly one sender per file.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +19,8 @@ pub enum SenderFile {
     Outbox(OutboxFile),
     /// Delivers through an SMTP server.
     Smtp(SmtpFile),
+    /// Delivers through Amazon SES (API v2), with credentials from the standard AWS chain.
+    Ses(SesFile),
 }
 
 /// `[sender]` with `type = "outbox"`.
@@ -58,6 +60,23 @@ pub struct SmtpFile {
     /// Most SMTP connections kept open at once. Default 4.
     #[serde(default = "default_pool_max")]
     pub pool_max: u32,
+}
+
+/// `[sender]` with `type = "ses"`.
+///
+/// Credentials come from the standard AWS chain (environment, profile, container or instance
+/// role), never from this file. The role needs `ses:SendRawEmail` on the `from` identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesFile {
+    /// The `From` address, e.g. `"Uploads <uploads@example.com>"`. Its address or domain must
+    /// be a verified SES identity.
+    pub from: String,
+    /// AWS region of the SES account, e.g. `"eu-west-1"`. Default: the standard AWS chain
+    /// (`AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// SES configuration set to send with, for event publishing and dedicated IPs. Default none.
+    pub configuration_set: Option<String>,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -102,6 +121,48 @@ pub enum UnmatchedFile {
     Ignore,
     /// Count it as a failure, so `herald invoke` exits non-zero and runtimes can dead-letter it.
     Fail,
+}
+
+/// `[dedupe]`: where Herald remembers which emails it already sent, so a redelivered event
+/// does not send them again. Without this section, long-running commands (`herald worker`,
+/// `herald dev`) remember in memory and `herald invoke` does not dedupe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum DedupeFile {
+    /// In process memory: forgotten on restart and not shared between processes.
+    Memory(MemoryDedupeFile),
+    /// An Amazon DynamoDB table, shared by every process that uses it.
+    DynamoDb(DynamoDbFile),
+}
+
+/// `[dedupe]` with `type = "memory"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryDedupeFile {
+    /// Days to remember a sent email. Default 7.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+/// `[dedupe]` with `type = "dynamodb"`.
+///
+/// The table needs a string partition key named `pk` and no sort key; turn on its time to
+/// live on the `expires_at` attribute so old entries go away by themselves. Credentials and
+/// region come from the standard AWS chain; the role needs `dynamodb:PutItem` and
+/// `dynamodb:DeleteItem` on the table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoDbFile {
+    /// Table name, e.g. `"herald-dedupe"`.
+    pub table: String,
+    /// Days to remember a sent email. Longer than the platform's redelivery window (SQS keeps
+    /// a message up to 14 days). Default 7.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    7
 }
 
 /// A value that may be written as one string or a list of strings.

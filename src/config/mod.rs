@@ -10,6 +10,8 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
 
+use crate::dedupe::DedupeSettings;
+use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
 use crate::render::Templates;
 use crate::route::Matcher;
@@ -47,6 +49,8 @@ pub struct Config {
     pub skip_empty_objects: bool,
     /// What happens to uploads no rule matches.
     pub unmatched: file::UnmatchedFile,
+    /// Where sent emails are remembered; `None` when the file has no `[dedupe]`.
+    pub dedupe: Option<DedupeSettings>,
     /// Rules in file order.
     pub rules: Vec<Rule>,
 }
@@ -70,6 +74,8 @@ pub enum SenderKind {
     },
     /// An SMTP server.
     Smtp(SmtpSettings),
+    /// Amazon SES (API v2).
+    Ses(SesSettings),
 }
 
 /// A checked rule.

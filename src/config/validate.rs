@@ -15,9 +15,12 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, SkipFile, SmtpFile, UnmatchedFile,
+    DedupeFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, SesFile, SkipFile, SmtpFile,
+    UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
+use crate::dedupe::{DedupeBackend, DedupeSettings};
+use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::{SmtpSettings, Tls};
 use crate::links::MAX_LINK_VALIDITY;
 use crate::render::{TemplateSources, Templates};
@@ -132,6 +135,7 @@ impl Checker<'_> {
         let default_zone = self.default_time_zone(table.remove("time_zone"));
         let skip = self.optional::<SkipFile>("[skip]", table.remove("skip"));
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
+        let dedupe = self.dedupe(table.remove("dedupe"));
         let rules = self.rules(table.remove("rule"), &default_zone);
 
         Some(Config {
@@ -140,6 +144,7 @@ impl Checker<'_> {
             skip_folder_placeholders: skip.as_ref()?.folder_placeholders,
             skip_empty_objects: skip?.empty_objects,
             unmatched: unmatched?,
+            dedupe: dedupe?,
             rules,
         })
     }
@@ -236,7 +241,80 @@ impl Checker<'_> {
                 let kind = SenderKind::Smtp(settings);
                 Some(SenderSettings { from: from?, kind })
             }
+            SenderFile::Ses(ses) => {
+                let from = self.mailbox("[sender] from", &ses.from);
+                let kind = SenderKind::Ses(self.ses(ses)?);
+                Some(SenderSettings { from: from?, kind })
+            }
         }
+    }
+
+    fn ses(&mut self, file: SesFile) -> Option<SesSettings> {
+        let region = file
+            .region
+            .filter(|region| self.region("[sender] region", region));
+        let configuration_set = file.configuration_set;
+        if configuration_set
+            .as_deref()
+            .is_some_and(|set| set.trim().is_empty())
+        {
+            let message = "must not be empty; leave it out to send without a configuration set";
+            self.report("[sender] configuration_set", message);
+            return None;
+        }
+        Some(SesSettings {
+            region,
+            configuration_set,
+        })
+    }
+
+    /// Accepts names shaped like AWS regions (`eu-west-1`, `us-gov-east-1`), so a typo such
+    /// as `"eu-west"` or `"Frankfurt"` is a start-up problem rather than a failed send.
+    fn region(&mut self, place: &str, region: &str) -> bool {
+        let shaped = region.split('-').count() >= 3
+            && region.split('-').all(|part| !part.is_empty())
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !shaped {
+            let message = format!("{region:?} is not an AWS region name such as \"eu-west-1\"");
+            self.report(place, message);
+        }
+        shaped
+    }
+
+    /// `[dedupe]`, when present; `Some(None)` when absent, `None` when it has problems.
+    fn dedupe(&mut self, value: Option<toml::Value>) -> Option<Option<DedupeSettings>> {
+        let Some(value) = value else {
+            return Some(None);
+        };
+        let (backend, days) = match self.section::<DedupeFile>("[dedupe]", value)? {
+            DedupeFile::Memory(memory) => (DedupeBackend::Memory, memory.retention_days),
+            DedupeFile::DynamoDb(dynamodb) => {
+                let table = self.table_name(dynamodb.table)?;
+                (DedupeBackend::DynamoDb { table }, dynamodb.retention_days)
+            }
+        };
+        if days == 0 {
+            let message = "must be at least 1: a sent email has to be remembered for as long as \
+                           the platform may redeliver its event";
+            self.report("[dedupe] retention_days", message);
+            return None;
+        }
+        let retention = Duration::from_secs(u64::from(days) * 24 * 3600);
+        Some(Some(DedupeSettings { backend, retention }))
+    }
+
+    /// DynamoDB table names are 3 to 255 of `a-z A-Z 0-9 _ - .`.
+    fn table_name(&mut self, table: String) -> Option<String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if (3..=255).contains(&table.len()) && table.chars().all(allowed) {
+            return Some(table);
+        }
+        let message =
+            format!("{table:?} is not a DynamoDB table name (3 to 255 of a-z A-Z 0-9 _ - .)");
+        self.report("[dedupe] table", message);
+        None
     }
 
     fn smtp(&mut self, file: SmtpFile) -> Option<SmtpSettings> {
@@ -710,6 +788,104 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found[0].contains("another rule already has this name"));
         assert!(found[1].contains("invalid glob \"raw/[.csv\""));
+    }
+
+    const SES_RULE: &str = r#"
+        [[rule]]
+        name = "r"
+        to = ["a@example.com"]
+    "#;
+
+    #[test]
+    fn ses_sender_and_dynamodb_dedupe_resolve() {
+        let text = r#"
+            [sender]
+            type = "ses"
+            from = "Uploads <uploads@example.com>"
+            region = "eu-west-1"
+            configuration_set = "herald"
+            [dedupe]
+            type = "dynamodb"
+            table = "herald-dedupe"
+        "#;
+        let config = check(&format!("{text}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::Ses(ses) = &config.sender.kind else {
+            panic!("expected ses");
+        };
+        assert_eq!(ses.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(ses.configuration_set.as_deref(), Some("herald"));
+        let dedupe = config.dedupe.expect("dedupe section");
+        let table = "herald-dedupe".to_owned();
+        assert_eq!(dedupe.backend, DedupeBackend::DynamoDb { table });
+        assert_eq!(dedupe.retention, Duration::from_secs(7 * 24 * 3600));
+    }
+
+    #[test]
+    fn dedupe_is_optional_and_memory_takes_a_retention() {
+        let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
+        let config = check(&format!("{sender}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(config.dedupe.is_none());
+        let memory = "[dedupe]\ntype = \"memory\"\nretention_days = 2\n";
+        let config = check(&format!("{sender}{memory}{SES_RULE}"));
+        let dedupe = config.unwrap_or_else(|e| panic!("{e:?}")).dedupe;
+        assert_eq!(
+            dedupe.map(|d| d.retention),
+            Some(Duration::from_secs(2 * 24 * 3600))
+        );
+    }
+
+    #[test]
+    fn bad_ses_and_dedupe_fields_are_all_reported() {
+        let text = r#"
+            [sender]
+            type = "ses"
+            from = "a@example.com"
+            region = "Frankfurt"
+            [dedupe]
+            type = "dynamodb"
+            table = "no spaces allowed"
+        "#;
+        let found = problems(&format!("{text}{SES_RULE}"));
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("[sender] region: \"Frankfurt\" is not an AWS region"));
+        assert!(found[1].starts_with("[dedupe] table: \"no spaces allowed\" is not"));
+    }
+
+    #[test]
+    fn dedupe_fields_are_strict() {
+        let cases = [
+            ("type = \"memory\"\ntable = \"t\"", "unknown field `table`"),
+            ("type = \"dynamodb\"", "missing field `table`"),
+            (
+                "type = \"dynamodb\"\ntable = \"abc\"\nretention_days = 0",
+                "at least 1",
+            ),
+            ("type = \"redis\"", "unknown variant `redis`"),
+            (
+                "type = \"dynamodb\"\ntable = \"abc\"\nttl = 3",
+                "unknown field `ttl`",
+            ),
+        ];
+        for (dedupe, expected) in cases {
+            let text = format!(
+                "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n[dedupe]\n{dedupe}\n{SES_RULE}"
+            );
+            let found = problems(&text);
+            assert_eq!(found.len(), 1, "{dedupe}: {found:#?}");
+            assert!(found[0].starts_with("[dedupe]"), "{found:#?}");
+            assert!(found[0].contains(expected), "{dedupe}: {found:#?}");
+        }
+    }
+
+    #[test]
+    fn ses_fields_are_strict() {
+        let text = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\nurl = \"smtp://x\"\n";
+        let found = problems(&format!("{text}{SES_RULE}"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("[sender]: unknown field `url`"),
+            "{found:#?}"
+        );
     }
 
     #[test]

@@ -10,8 +10,64 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::aws::AwsSetupError;
+use crate::config::Config;
+
+pub mod dynamodb;
+
+pub use dynamodb::DynamoDbStore;
+
+/// How long sent emails are remembered when the config has no `[dedupe]`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The checked `[dedupe]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeSettings {
+    /// Where keys are kept.
+    pub backend: DedupeBackend,
+    /// How long a sent email is remembered.
+    pub retention: Duration,
+}
+
+/// The store named by `[dedupe] type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DedupeBackend {
+    /// [`MemoryStore`].
+    Memory,
+    /// [`DynamoDbStore`] over this table.
+    DynamoDb {
+        /// Table name.
+        table: String,
+    },
+}
+
+/// Builds the store the config names, or a [`MemoryStore`] keeping keys for
+/// [`DEFAULT_RETENTION`] when it names none. Called once at start-up, inside the async
+/// runtime; the store is then shared.
+pub async fn build(config: &Config) -> Result<Arc<dyn DedupeStore>, AwsSetupError> {
+    let Some(settings) = &config.dedupe else {
+        return Ok(Arc::new(MemoryStore::new(DEFAULT_RETENTION)));
+    };
+    match &settings.backend {
+        DedupeBackend::Memory => Ok(Arc::new(MemoryStore::new(settings.retention))),
+        DedupeBackend::DynamoDb { table } => {
+            let store = DynamoDbStore::from_env(table, settings.retention).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Where sent emails are remembered, in words, for start-up messages.
+pub fn describe(config: &Config) -> String {
+    match config.dedupe.as_ref().map(|s| &s.backend) {
+        None => "memory (no [dedupe] section)".into(),
+        Some(DedupeBackend::Memory) => "memory".into(),
+        Some(DedupeBackend::DynamoDb { table }) => format!("dynamodb table {table}"),
+    }
+}
 
 /// The answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use crate::config::{SenderKind, SenderSettings};
 pub mod memory;
 pub mod message;
 pub mod outbox;
+pub mod ses;
 pub mod smtp;
 
 /// A message ready to send: every field is final, rendered text.
@@ -107,14 +108,19 @@ pub enum SetupError {
     /// The SMTP transport could not be built.
     #[error(transparent)]
     Smtp(#[from] smtp::SmtpSetupError),
+    /// The AWS SDK could not be set up for SES.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsSetupError),
 }
 
 /// Builds the sender a config names. Called once at start-up, inside the async runtime (the
-/// SMTP pool needs one); the sender is then shared.
-pub fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupError> {
+/// SMTP pool needs one, and loading the AWS config for SES is async); the sender is then
+/// shared.
+pub async fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupError> {
     match &settings.kind {
         SenderKind::Outbox { dir } => Ok(Arc::new(outbox::OutboxSender::new(dir)?)),
         SenderKind::Smtp(smtp) => Ok(Arc::new(smtp::SmtpSender::new(smtp)?)),
+        SenderKind::Ses(ses) => Ok(Arc::new(ses::SesSender::new(ses).await?)),
     }
 }
 
@@ -126,6 +132,10 @@ pub fn describe(settings: &SenderSettings) -> String {
             format!("outbox {} (.eml files)", dir.display())
         }
         SenderKind::Smtp(smtp) => format!("smtp {}:{}", smtp.host, smtp.port),
+        SenderKind::Ses(ses) => match &ses.region {
+            Some(region) => format!("ses in {region}"),
+            None => "ses (region from the AWS environment)".into(),
+        },
     }
 }
 

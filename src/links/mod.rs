@@ -6,10 +6,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
+use tracing::warn;
 
+use crate::aws::{self, AwsSetupError};
+use crate::config::Config;
 use crate::event::ObjectCreated;
 use crate::render::Link;
 
@@ -26,6 +30,32 @@ pub struct LinkError {
     pub key: String,
     /// What went wrong.
     pub reason: String,
+}
+
+/// The AWS signer, when any rule of `config` wants download links. Links are a convenience:
+/// without a usable AWS set-up they are left out, with a warning, rather than stopping Herald.
+///
+/// Only tried when the environment names a region (Lambda, ECS and the aws cli's users all
+/// have one): without it the SDK would go looking for one on the instance metadata address,
+/// which on a laptop or in CI only means a slow failure.
+pub async fn for_config(config: &Config) -> Option<Arc<dyn LinkSigner>> {
+    if config.rules.iter().all(|rule| rule.download_link.is_none()) {
+        return None;
+    }
+    let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+    if !region_set {
+        warn!("no AWS region in the environment; download links will be left out of emails");
+        return None;
+    }
+    match S3LinkSigner::from_env().await {
+        Ok(signer) => Some(Arc::new(signer)),
+        Err(err) => {
+            warn!(error = %err, "download links will be left out of emails");
+            None
+        }
+    }
 }
 
 /// The future returned by [`LinkSigner::sign`].
@@ -49,6 +79,13 @@ impl S3LinkSigner {
     /// Signs with this client's credentials, region and endpoint.
     pub fn new(client: aws_sdk_s3::Client) -> Self {
         S3LinkSigner { client }
+    }
+
+    /// Signs with the credentials and region of the standard AWS chain (the function's or
+    /// container's role, environment variables, profiles).
+    pub async fn from_env() -> Result<Self, AwsSetupError> {
+        let config = aws::sdk_config("s3", None, "").await?;
+        Ok(S3LinkSigner::new(aws_sdk_s3::Client::new(&config)))
     }
 
     async fn presign(&self, event: &ObjectCreated, valid_for: Duration) -> Result<Link, String> {

@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt as _;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -21,23 +20,20 @@ use serde_json::{Value, json};
 use tracing::{Instrument as _, debug, error, info, warn};
 use tracing_subscriber::EnvFilter;
 
+use crate::aws::AwsSetupError;
 use crate::config::{self, Config, ConfigError, Origin};
-use crate::dedupe::MemoryStore;
-use crate::deliver::{self, Sender, SetupError};
+use crate::deliver::{self, SetupError};
 use crate::pipeline::{Delivery, Pipeline};
 use crate::record::{Entry, Outcome, Report};
 use crate::sources::sqs::{self, Message};
 use crate::sources::{SourceError, json_kind};
+use crate::{dedupe, links};
 
 /// The config file's name beside the bootstrap binary, in `LAMBDA_TASK_ROOT`.
 pub const CONFIG_FILE: &str = "herald.toml";
 
 /// Messages of one SQS batch handled at the same time; the SMTP pool bounds sends anyway.
 const CONCURRENCY: usize = 8;
-
-/// How long a warm container remembers sent emails. Covers Lambda's async retries (up to six
-/// hours) and SQS redeliveries; a cold container forgets, which a durable store fixes.
-const DEDUPE_RETENTION: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// Why the function cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +47,9 @@ pub enum InitError {
     /// The sender the config names cannot be built.
     #[error(transparent)]
     Sender(#[from] SetupError),
+    /// The dedupe store the config names cannot be set up.
+    #[error(transparent)]
+    Dedupe(#[from] AwsSetupError),
 }
 
 /// Why an invocation is reported to Lambda as failed.
@@ -109,20 +108,20 @@ pub fn load_config() -> Result<Arc<Config>, InitError> {
     })
 }
 
-/// Builds the pipeline an invocation runs, once per container. This is the place to swap the
-/// in-memory dedupe store for a durable one.
-pub fn build_pipeline(config: Arc<Config>, sender: Arc<dyn Sender>) -> Pipeline {
-    let store = Arc::new(MemoryStore::new(DEDUPE_RETENTION));
-    Pipeline::new(config, Delivery::Send(sender)).with_dedupe(store)
-}
-
-/// Loads the config and builds the sender and pipeline. Must run inside the async runtime,
-/// which the SMTP pool needs.
-pub fn init() -> Result<Handler, InitError> {
+/// Loads the config and builds the sender, the dedupe store (DynamoDB when the config says
+/// so, else memory, which only dedupes within one warm container), the link signer and the
+/// pipeline, once per container. Must run inside the async runtime, which the SMTP pool needs.
+pub async fn init() -> Result<Handler, InitError> {
     let config = load_config()?;
-    let sender = deliver::build(&config.sender)?;
-    info!(sender = %deliver::describe(&config.sender), rules = config.rules.len(), "ready");
-    Ok(Handler::new(build_pipeline(config, sender)))
+    let sender = deliver::build(&config.sender).await?;
+    let store = dedupe::build(&config).await?;
+    let links = links::for_config(&config).await;
+    info!(sender = %deliver::describe(&config.sender), rules = config.rules.len(),
+        dedupe = store.name(), "ready");
+    let pipeline = Pipeline::new(config, Delivery::Send(sender))
+        .with_dedupe(store)
+        .with_links(links);
+    Ok(Handler::new(pipeline))
 }
 
 /// Polls the Lambda Runtime API and hands every invocation to `handler`, one span each.

@@ -1,7 +1,8 @@
-//! Thin runtimes over the pipeline: the embedded S3 endpoint, the demo and the event loop
-//! that connects them.
+//! Thin runtimes over the pipeline: the embedded S3 endpoint, the demo, the event loop
+//! that connects them, and the SQS worker.
 
 pub mod demo;
 pub mod dev;
 pub mod lambda;
 pub mod local;
+pub mod worker;

@@ -1,13 +1,15 @@
 //! The Lambda handler on real payload shapes, with a sender that fails on cue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::*;
 use crate::config::validate;
+use crate::dedupe::MemoryStore;
 use crate::deliver::memory::MemorySender;
-use crate::deliver::{DeliveryError, Email, SendFuture};
+use crate::deliver::{DeliveryError, Email, SendFuture, Sender};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -73,7 +75,9 @@ impl Sender for Flaky {
 fn handler() -> Result<(Handler, Arc<Flaky>), ConfigError> {
     let config = validate::parse(CONFIG, Origin::BuiltIn, &|_| None)?;
     let sender = Arc::new(Flaky::default());
-    let pipeline = build_pipeline(Arc::new(config), sender.clone());
+    let store = Arc::new(MemoryStore::new(Duration::from_secs(3600)));
+    let pipeline =
+        Pipeline::new(Arc::new(config), Delivery::Send(sender.clone())).with_dedupe(store);
     Ok((Handler::new(pipeline), sender))
 }
 
