@@ -356,6 +356,16 @@ def test_function_runs_the_bootstrap_zip(template, architecture):
                                 "S3Key": "herald/bootstrap-abc123.zip"}
 
 
+def test_a_herald_toml_in_the_zip_replaces_the_built_config_only_when_named(template):
+    def variables(**extra):
+        function = Stack(template, {**REQUIRED, **extra}).resources()["Function"]
+        return function["Properties"]["Environment"]["Variables"]
+
+    assert "HERALD_CONFIG" not in variables()
+    # HERALD_CONFIG is read before HERALD_CONFIG_TOML, so the zipped file wins when named.
+    assert variables(ConfigFileInZip="herald.toml")["HERALD_CONFIG"] == "/var/task/herald.toml"
+
+
 def test_template_holds_no_secrets():
     text = TEMPLATE.read_text()
     assert not re.search(r"AKIA[0-9A-Z]{16}|aws_secret_access_key|password\s*=", text, re.I)
