@@ -9,7 +9,9 @@ unverified sender once instead of retrying it in a hot loop.
 import email
 import email.policy
 import json
+import re
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,7 @@ to = ["Legal <legal@example.com>"]
 cc = ["audit@example.com"]
 bcc = ["records@example.com"]
 subject = "New contract: {{{{ object.name }}}}"
+download_link_secs = 3600
 """
 
 RECIPIENTS = {"legal@example.com", "audit@example.com", "records@example.com"}
@@ -91,6 +94,14 @@ def sent_emails(moto):
         (m["destinations"], email.message_from_string(m["raw_data"], policy=email.policy.default))
         for m in raw
     ]
+
+
+def assert_download_link_serves(text, name):
+    """The email's presigned link, signed by the worker, fetches the uploaded bytes from S3."""
+    [link] = re.findall(r"^Download: +(\S+)", text, flags=re.M)
+    [key] = [key for key in UPLOADS if key.endswith("/" + name)]
+    with urllib.request.urlopen(link, timeout=10) as response:
+        assert response.read() == UPLOADS[key], link
 
 
 def queue_counts(moto, queue_url):
@@ -153,6 +164,7 @@ def test_uploads_become_one_ses_email_each_and_the_queue_drains(moto, worker_fac
         html = message.get_body(("html",)).get_content()
         assert name in text and name.replace("&", "&amp;") in html
         assert message["X-Herald-Rule"] == "contracts"
+        assert_download_link_serves(text, name)
     assert subjects == {key.rsplit("/", 1)[1] for key in UPLOADS}
 
     # The test event and the three uploads are all settled and deleted.
