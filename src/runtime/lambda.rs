@@ -200,7 +200,8 @@ impl Handler {
             Ok(report) => report,
             Err(err) => {
                 // Retrying cannot make an unknown payload known: drop it, loudly.
-                error!(kind = json_kind(event), error = %err, "payload is not a storage event; dropped");
+                let kind = json_kind(event);
+                error!(kind, error = %err, "payload is not a storage event; dropped");
                 return Ok(json!({ "unrecognized": err.to_string() }));
             }
         };

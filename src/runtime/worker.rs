@@ -253,7 +253,11 @@ impl Worker {
             never = self.keep_invisible(receipt) => match never {},
         };
         if let Err(err) = &handled {
-            error!(message_id = %id, error = %err, "message body is not an event Herald understands");
+            error!(
+                message_id = %id,
+                error = %err,
+                "message body is not an event Herald understands"
+            );
         }
         let verdict = verdict(&handled);
         self.settle(id, receive_count(&message), receipt, verdict)
@@ -293,7 +297,8 @@ impl Worker {
             // The message comes back after its visibility timeout and the dedupe store
             // answers "already sent", so this costs a receive, not an email.
             Err(err) => {
-                warn!(error = %DisplayErrorContext(&err), "handled message not deleted; it will be seen again");
+                let error = DisplayErrorContext(&err);
+                warn!(error = %error, "handled message not deleted; it will be seen again");
             }
         }
     }
