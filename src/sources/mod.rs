@@ -15,6 +15,7 @@ pub mod key;
 pub mod minio;
 pub mod s3;
 pub mod sns;
+pub mod sns_https;
 pub mod sqs;
 
 /// One record of a payload, after normalization.
