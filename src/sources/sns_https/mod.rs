@@ -217,3 +217,6 @@ struct Checked {
     /// For a subscription confirmation only.
     subscribe_url: Option<Url>,
 }
+
+#[cfg(test)]
+mod tests;
