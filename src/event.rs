@@ -1,6 +1,6 @@
 //! The one normalized event every source produces and every later stage consumes.
 //!
-//! Provider payloads (S3 records, MinIO webhooks, and later SNS, Event Grid, Cloud Storage) are
+//! Provider payloads (S3 records, MinIO webhooks, SNS, Event Grid, Cloud Storage) are
 //! turned into an [`ObjectCreated`] at the edge, in `crate::sources`. Routing, rendering and
 //! delivery never see provider JSON.
 
@@ -19,6 +19,10 @@ pub enum Provider {
     Minio,
     /// Herald's own embedded S3-compatible endpoint (`herald dev`, `herald demo`).
     Dev,
+    /// Google Cloud Storage (Eventarc CloudEvents or Pub/Sub notifications).
+    Gcs,
+    /// Azure Blob Storage (Event Grid).
+    Azure,
 }
 
 impl fmt::Display for Provider {
@@ -27,6 +31,8 @@ impl fmt::Display for Provider {
             Provider::Aws => "aws",
             Provider::Minio => "minio",
             Provider::Dev => "dev",
+            Provider::Gcs => "gcs",
+            Provider::Azure => "azure",
         })
     }
 }

@@ -32,6 +32,8 @@ enum Command {
     Invoke(commands::invoke::Args),
     /// Long-poll an SQS queue of bucket events and deliver their emails (containers).
     Worker(commands::worker::Args),
+    /// Receive pushed events over HTTP: CloudEvents, Pub/Sub push, Event Grid, MinIO.
+    Serve(commands::serve::Args),
     /// Validate a config file and its templates, reporting every problem at once.
     Check(commands::check::Args),
 }
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => commands::dev::run(cli.config, args),
         Command::Invoke(args) => commands::invoke::run(cli.config, args),
         Command::Worker(args) => commands::worker::run(cli.config, args),
+        Command::Serve(args) => commands::serve::run(cli.config, args),
         Command::Check(args) => commands::check::run(cli.config, args),
     };
     match result {

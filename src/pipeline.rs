@@ -79,8 +79,14 @@ impl Pipeline {
     /// Fails only when the payload as a whole is not a known format; a bad record becomes a
     /// failed entry and the others still go through.
     pub async fn handle_payload(&self, payload: &[u8]) -> Result<Report, SourceError> {
+        Ok(self.handle_parsed(sources::parse(payload)?).await)
+    }
+
+    /// Handles a payload a runtime already parsed (the HTTP receiver reads each route's
+    /// format itself), each record on its own.
+    pub async fn handle_parsed(&self, payload: Payload) -> Report {
         let mut report = Report::default();
-        match sources::parse(payload)? {
+        match payload {
             Payload::Test { kind } => {
                 info!(kind = %kind, "provider test event acknowledged");
                 report.entries.push(entry(0, None, Outcome::Test { kind }));
@@ -93,7 +99,7 @@ impl Pipeline {
                 }
             }
         }
-        Ok(report)
+        report
     }
 
     async fn handle_record(&self, index: usize, record: Result<Record, SourceError>) -> Vec<Entry> {

@@ -16,8 +16,9 @@ use super::EXIT_FAILURE;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Event payload: an S3 notification or test event, a MinIO webhook, an SNS notification
-    /// or Lambda SNS event around one, a Lambda SQS batch, or an EventBridge "Object Created"
-    /// event; `-` or nothing reads standard input.
+    /// or Lambda SNS event around one, a Lambda SQS batch, an EventBridge "Object Created"
+    /// event, a structured-mode CloudEvent (Cloud Storage, Azure), a Pub/Sub push of a Cloud
+    /// Storage notification, or Event Grid events; `-` or nothing reads standard input.
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
     /// Print the emails instead of sending them.

@@ -15,6 +15,7 @@ pub mod check;
 pub mod demo;
 pub mod dev;
 pub mod invoke;
+pub mod serve;
 pub mod worker;
 
 /// Something failed at run time.

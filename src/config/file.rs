@@ -9,7 +9,15 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 6] = ["sender", "time_zone", "skip", "unmatched", "dedupe", "rule"];
+pub const SECTIONS: [&str; 7] = [
+    "sender",
+    "time_zone",
+    "skip",
+    "unmatched",
+    "dedupe",
+    "serve",
+    "rule",
+];
 
 /// `[sender]`: where rendered emails go. Exactly one sender per file.
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +171,39 @@ pub struct DynamoDbFile {
 
 fn default_retention_days() -> u32 {
     7
+}
+
+/// `[serve]`: the HTTP receiver of `herald serve`. Optional; other commands ignore it.
+///
+/// The SNS HTTPS route will add its own fields here when it lands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeFile {
+    /// Address to listen on, e.g. `"0.0.0.0:8080"`. `--listen` and the `PORT` environment
+    /// variable (set by Cloud Run) take precedence. Default `"127.0.0.1:8080"`.
+    pub listen: Option<String>,
+    /// Largest request body accepted, in bytes; larger requests are answered 413. Default
+    /// 1048576 (1 MiB, the most Event Grid puts in one delivery).
+    #[serde(default = "default_body_limit_bytes")]
+    pub body_limit_bytes: u64,
+    /// Name of the environment variable holding the exact `Authorization` header value MinIO
+    /// (or another S3-compatible server) sends to `POST /minio`, e.g. `"Bearer s3cr3t"`.
+    /// Default: no token, so any caller that reaches the route is accepted.
+    pub minio_token_env: Option<String>,
+}
+
+impl Default for ServeFile {
+    fn default() -> Self {
+        ServeFile {
+            listen: None,
+            body_limit_bytes: default_body_limit_bytes(),
+            minio_token_env: None,
+        }
+    }
+}
+
+fn default_body_limit_bytes() -> u64 {
+    1024 * 1024
 }
 
 /// A value that may be written as one string or a list of strings.

@@ -15,6 +15,7 @@ use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
 use crate::render::Templates;
 use crate::route::Matcher;
+use crate::runtime::serve::ServeSettings;
 
 pub mod file;
 pub mod validate;
@@ -51,6 +52,8 @@ pub struct Config {
     pub unmatched: file::UnmatchedFile,
     /// Where sent emails are remembered; `None` when the file has no `[dedupe]`.
     pub dedupe: Option<DedupeSettings>,
+    /// The HTTP receiver's settings (`herald serve`); defaults without `[serve]`.
+    pub serve: ServeSettings,
     /// Rules in file order.
     pub rules: Vec<Rule>,
 }

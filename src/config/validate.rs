@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DedupeFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, SesFile, SkipFile, SmtpFile,
-    UnmatchedFile,
+    DedupeFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, ServeFile, SesFile,
+    SkipFile, SmtpFile, UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::dedupe::{DedupeBackend, DedupeSettings};
@@ -25,6 +26,7 @@ use crate::deliver::smtp::{SmtpSettings, Tls};
 use crate::links::MAX_LINK_VALIDITY;
 use crate::render::{TemplateSources, Templates};
 use crate::route::Matcher;
+use crate::runtime::serve::{MAX_BODY_LIMIT, MIN_BODY_LIMIT, ServeSettings};
 use crate::secret::Secret;
 
 /// SES and many SMTP relays refuse more recipients than this in one message.
@@ -136,6 +138,7 @@ impl Checker<'_> {
         let skip = self.optional::<SkipFile>("[skip]", table.remove("skip"));
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
         let dedupe = self.dedupe(table.remove("dedupe"));
+        let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
 
         Some(Config {
@@ -145,6 +148,7 @@ impl Checker<'_> {
             skip_empty_objects: skip?.empty_objects,
             unmatched: unmatched?,
             dedupe: dedupe?,
+            serve: serve?,
             rules,
         })
     }
@@ -303,6 +307,34 @@ impl Checker<'_> {
         }
         let retention = Duration::from_secs(u64::from(days) * 24 * 3600);
         Some(Some(DedupeSettings { backend, retention }))
+    }
+
+    /// `[serve]`, with its token resolved now so a missing secret is a start-up problem.
+    fn serve(&mut self, value: Option<toml::Value>) -> Option<ServeSettings> {
+        let file = self.optional::<ServeFile>("[serve]", value)?;
+        let listen = file.listen.as_deref().map(|text| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                let message = format!("{text:?} is not an address such as \"0.0.0.0:8080\"");
+                self.report("[serve] listen", message);
+            })
+        });
+        let limits = MIN_BODY_LIMIT..=MAX_BODY_LIMIT;
+        let body_limit = usize::try_from(file.body_limit_bytes)
+            .ok()
+            .filter(|limit| limits.contains(limit));
+        if body_limit.is_none() {
+            let message = format!("must be between {MIN_BODY_LIMIT} and {MAX_BODY_LIMIT}");
+            self.report("[serve] body_limit_bytes", message);
+        }
+        let token = file.minio_token_env.map(|name| {
+            self.env_var("[serve] minio_token_env", &name)
+                .map(Secret::new)
+        });
+        Some(ServeSettings {
+            listen: listen.transpose().ok()?,
+            body_limit: body_limit?,
+            minio_token: token.map_or(Some(None), |t| t.map(Some))?,
+        })
     }
 
     /// DynamoDB table names are 3 to 255 of `a-z A-Z 0-9 _ - .`.
@@ -978,5 +1010,44 @@ mod tests {
     fn toml_syntax_error_is_its_own_error() {
         let err = check("[sender\n").expect_err("syntax error");
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn serve_defaults_without_the_section() {
+        let config = check(GOOD).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.serve, ServeSettings::default());
+    }
+
+    #[test]
+    fn serve_resolves_its_token_and_address() {
+        let serve = "[serve]\nlisten = \"0.0.0.0:9090\"\nbody_limit_bytes = 65536\n\
+                     minio_token_env = \"SMTP_PASS\"\n";
+        let config = check(&format!("{GOOD}{serve}")).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            config.serve.listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9090)))
+        );
+        assert_eq!(config.serve.body_limit, 65536);
+        assert_eq!(
+            config.serve.minio_token.map(|t| t.expose().to_owned()),
+            Some("x".into())
+        );
+    }
+
+    #[test]
+    fn every_serve_problem_is_reported() {
+        let serve = "[serve]\nlisten = \"localhost\"\nbody_limit_bytes = 10\n\
+                     minio_token_env = \"NO_SUCH_VAR\"\nsns_topics = []\n";
+        let found = problems(&format!("{GOOD}{serve}"));
+        assert_eq!(
+            found,
+            [
+                "[serve]: unknown field `sns_topics`, expected one of `listen`, \
+                 `body_limit_bytes`, `minio_token_env`",
+                "[serve] listen: \"localhost\" is not an address such as \"0.0.0.0:8080\"",
+                "[serve] body_limit_bytes: must be between 1024 and 67108864",
+                "[serve] minio_token_env: environment variable NO_SUCH_VAR is not set",
+            ]
+        );
     }
 }

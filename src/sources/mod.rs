@@ -2,15 +2,18 @@
 //!
 //! Each provider module owns its serde types, tolerates unknown fields and keeps open-ended
 //! values (event names) as strings. [`parse`] recognizes which format a payload is in by
-//! checking a table of known formats in order, so a new source (Event Grid, Cloud Storage) is
-//! one more module and one more row. Envelopes (SNS, SQS) parse what they carry with [`parse`]
+//! checking a table of known formats in order, so a new source is one more module and one more
+//! row. Envelopes (SNS, SQS) parse what they carry with [`parse`]
 //! again, so every format reaches Herald however it was forwarded.
 
 use serde_json::Value;
 
 use crate::event::ObjectCreated;
 
+pub mod azure_blob;
+pub mod cloudevents;
 pub mod eventbridge;
+pub mod gcs;
 pub mod key;
 pub mod minio;
 pub mod s3;
@@ -114,6 +117,26 @@ const FORMATS: &[Format] = &[
         name: "eventbridge s3 event",
         matches: eventbridge::is_event,
         read: eventbridge::read_event,
+    },
+    Format {
+        name: "cloudevent",
+        matches: cloudevents::is_structured,
+        read: cloudevents::read_structured,
+    },
+    Format {
+        name: "cloudevents batch",
+        matches: cloudevents::is_batch,
+        read: cloudevents::read_batch,
+    },
+    Format {
+        name: "pubsub push",
+        matches: gcs::is_pubsub_push,
+        read: gcs::read_pubsub_push,
+    },
+    Format {
+        name: "event grid events",
+        matches: azure_blob::is_event_grid,
+        read: azure_blob::read_event_grid,
     },
 ];
 
@@ -254,7 +277,7 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             (b"{}", "JSON object is empty, expected a \"Records\" array"),
             (
-                b"[{\"eventType\":\"Microsoft.Storage.BlobCreated\"}]",
+                b"[{\"type\":\"Microsoft.Storage.BlobCreated\"}]",
                 "top-level JSON is an array, expected an object with a \"Records\" array",
             ),
             (
