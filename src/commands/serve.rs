@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use herald::config::Origin;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::runtime::serve::{self, AppState, Receiver};
+use herald::sources::sns_https::{SnsHttps, SnsHttpsOptions};
 use herald::{dedupe, deliver, links};
 
 /// Arguments of `herald serve`.
@@ -43,10 +44,15 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             Some(_) => "POST /minio (Authorization required)",
             None => "POST /minio (no token configured: any caller accepted)",
         };
+        let sns_route = match config.serve.sns_topics.len() {
+            0 => "POST /sns (no sns_topics: refuses all)".to_owned(),
+            n => format!("POST /sns ({n} topic(s), signatures checked)"),
+        };
         println!(
             "herald serve: routes POST /cloudevents, POST /pubsub, POST /eventgrid, {minio}, \
-             GET /healthz"
+             {sns_route}, GET /healthz"
         );
+        let sns = sns_receiver(&config.serve.sns_topics)?;
 
         let links = links::for_config(&config).await;
         let token = config.serve.minio_token.clone();
@@ -54,7 +60,11 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         let pipeline = Pipeline::new(config, Delivery::Send(sender))
             .with_dedupe(store)
             .with_links(links);
-        let receiver = Receiver::bind(listen, AppState::new(pipeline, token), body_limit)
+        let mut state = AppState::new(pipeline, token);
+        if let Some(sns) = sns {
+            state = state.with_sns(sns);
+        }
+        let receiver = Receiver::bind(listen, state, body_limit)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = receiver
@@ -72,4 +82,23 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Environment variable that lets `POST /sns` fetch certificates and confirm subscriptions
+/// under one loopback URL prefix, for tests that sign with a throwaway certificate. Refused for
+/// any address but loopback; never set it in production.
+const SNS_TEST_PREFIX_ENV: &str = "HERALD_TEST_ONLY_SNS_URL_PREFIX";
+
+/// The SNS signature checker, when `[serve] sns_topics` names any topic.
+fn sns_receiver(topics: &[String]) -> anyhow::Result<Option<SnsHttps>> {
+    if topics.is_empty() {
+        return Ok(None);
+    }
+    let test_only_url_prefix = std::env::var(SNS_TEST_PREFIX_ENV).ok();
+    let options = SnsHttpsOptions {
+        allowed_topics: topics.to_vec(),
+        test_only_url_prefix,
+    };
+    let sns = SnsHttps::new(options).context("cannot set up POST /sns")?;
+    Ok(Some(sns))
 }

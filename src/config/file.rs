@@ -190,6 +190,10 @@ pub struct ServeFile {
     /// (or another S3-compatible server) sends to `POST /minio`, e.g. `"Bearer s3cr3t"`.
     /// Default: no token, so any caller that reaches the route is accepted.
     pub minio_token_env: Option<String>,
+    /// SNS topic ARNs whose messages `POST /sns` accepts and whose subscriptions it confirms,
+    /// after checking each message's signature. Default: none, so the route refuses all.
+    #[serde(default)]
+    pub sns_topics: Vec<String>,
 }
 
 impl Default for ServeFile {
@@ -198,6 +202,7 @@ impl Default for ServeFile {
             listen: None,
             body_limit_bytes: default_body_limit_bytes(),
             minio_token_env: None,
+            sns_topics: Vec::new(),
         }
     }
 }

@@ -330,10 +330,18 @@ impl Checker<'_> {
             self.env_var("[serve] minio_token_env", &name)
                 .map(Secret::new)
         });
+        for topic in &file.sns_topics {
+            let partitions = ["arn:aws:sns:", "arn:aws-cn:sns:", "arn:aws-us-gov:sns:"];
+            if !partitions.iter().any(|p| topic.starts_with(p)) {
+                let message = format!("{topic:?} is not an SNS topic ARN (arn:aws:sns:...)");
+                self.report("[serve] sns_topics", message);
+            }
+        }
         Some(ServeSettings {
             listen: listen.transpose().ok()?,
             body_limit: body_limit?,
             minio_token: token.map_or(Some(None), |t| t.map(Some))?,
+            sns_topics: file.sns_topics,
         })
     }
 

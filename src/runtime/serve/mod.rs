@@ -28,6 +28,7 @@ mod google;
 mod minio;
 mod reply;
 mod router;
+mod sns;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -59,6 +60,8 @@ pub struct ServeSettings {
     pub body_limit: usize,
     /// The exact `Authorization` value `POST /minio` requires; `None` accepts any caller.
     pub minio_token: Option<Secret>,
+    /// SNS topics `POST /sns` accepts; empty refuses every SNS message.
+    pub sns_topics: Vec<String>,
 }
 
 impl Default for ServeSettings {
@@ -67,6 +70,7 @@ impl Default for ServeSettings {
             listen: None,
             body_limit: DEFAULT_BODY_LIMIT,
             minio_token: None,
+            sns_topics: Vec::new(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Turns what the pipeline made of a request into the status code its platform acts on.
 //!
-//! | outcome | Google (`/cloudevents`, `/pubsub`) | Event Grid (`/eventgrid`) | MinIO (`/minio`) |
+//! | outcome | Google (`/cloudevents`, `/pubsub`) | Event Grid, SNS | MinIO (`/minio`) |
 //! | --- | --- | --- | --- |
 //! | sent, duplicate, ignored, skipped, unmatched, test | 200 | 200 | 200 |
 //! | payload unreadable | 400 | 400 | 400 |
@@ -37,6 +37,8 @@ pub(super) enum Platform {
     EventGrid,
     /// MinIO and other S3-compatible webhooks: no dead letter.
     Minio,
+    /// SNS HTTPS: 4xx answers are not retried and go to the subscription's dead-letter queue.
+    Sns,
 }
 
 /// Runs what a route parsed through the pipeline and answers.
@@ -84,7 +86,7 @@ fn status(platform: Platform, report: &Report) -> StatusCode {
     }
     match platform {
         Platform::Google => StatusCode::UNPROCESSABLE_ENTITY,
-        Platform::EventGrid => StatusCode::BAD_REQUEST,
+        Platform::EventGrid | Platform::Sns => StatusCode::BAD_REQUEST,
         Platform::Minio => StatusCode::OK,
     }
 }

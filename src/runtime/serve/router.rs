@@ -9,7 +9,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::{AppState, azure, google, minio};
+use super::{AppState, azure, google, minio, sns};
 
 /// Every route of `herald serve`, with requests over `body_limit` bytes answered 413.
 pub fn router(state: AppState, body_limit: usize) -> Router {
@@ -38,11 +38,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
 }
 
-/// Where `POST /sns` (SNS HTTPS subscriptions, signature-verified by
-/// `crate::sources::sns_https`) is added once that module lands; until then this router has
-/// no SNS route.
+/// `POST /sns`: SNS HTTPS subscriptions, every message signature-checked before use.
 fn mount_sns(routes: Router<AppState>) -> Router<AppState> {
-    routes
+    routes.route("/sns", post(sns::delivery))
 }
 
 async fn healthz() -> &'static str {

@@ -501,3 +501,87 @@ fn listen_address_prefers_flag_then_port_then_config() -> Result<(), ListenError
     );
     Ok(())
 }
+
+mod sns {
+    //! `POST /sns` with messages signed by a throwaway certificate that a stand-in for SNS
+    //! serves on loopback, trusted only through the test-only URL prefix.
+
+    use super::*;
+    use crate::sources::sns_https::tests::{NOTIFICATION, Peer, SUBSCRIPTION, sign};
+
+    async fn app_with_sns(
+        peer: &Peer,
+    ) -> Result<(Router, Arc<MemorySender>), Box<dyn std::error::Error>> {
+        let sender = Arc::new(MemorySender::new());
+        let config = config::validate::parse(CONFIG, Origin::BuiltIn, &|_| None)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", e.problems()));
+        let pipeline = Pipeline::new(Arc::new(config), Delivery::Send(sender.clone()));
+        let state = AppState::new(pipeline, None).with_sns(peer.receiver()?);
+        Ok((router(state, DEFAULT_BODY_LIMIT), sender))
+    }
+
+    fn sns_post(doc: &Value) -> Result<Request<Body>, axum::http::Error> {
+        Request::post("/sns")
+            .header(header::CONTENT_TYPE, "text/plain; charset=UTF-8")
+            .header("x-amz-sns-message-type", doc["Type"].as_str().unwrap_or(""))
+            .body(Body::from(doc.to_string()))
+    }
+
+    #[tokio::test]
+    async fn signed_notification_sends_the_email() -> TestResult {
+        let peer = Peer::start().await?;
+        let (app, sender) = app_with_sns(&peer).await?;
+        let doc = peer.signed(NOTIFICATION, "2")?;
+        let answer = call(&app, sns_post(&doc)?).await?;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(sender.sent().len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn forged_notification_is_refused_and_sends_nothing() -> TestResult {
+        let peer = Peer::start().await?;
+        let (app, sender) = app_with_sns(&peer).await?;
+        let mut doc = peer.signed(NOTIFICATION, "1")?;
+        let message = doc["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .replace("acme", "acmf");
+        doc["Message"] = json!(message);
+        let answer = call(&app, sns_post(&doc)?).await?;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+        assert!(sender.sent().is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn subscription_is_confirmed_after_the_signature_check() -> TestResult {
+        let peer = Peer::start().await?;
+        let (app, sender) = app_with_sns(&peer).await?;
+        let doc = peer.signed(SUBSCRIPTION, "2")?;
+        let answer = call(&app, sns_post(&doc)?).await?;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(peer.hits().1, 1, "the SubscribeURL is visited once");
+        assert!(sender.sent().is_empty());
+
+        let mut forged = peer.signed(SUBSCRIPTION, "2")?;
+        forged["Token"] = json!("another-token");
+        let answer = call(&app, sns_post(&forged)?).await?;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(peer.hits().1, 1, "a forged confirmation is never visited");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn without_configured_topics_every_message_is_refused() -> TestResult {
+        let peer = Peer::start().await?;
+        let (app, sender) = app();
+        let mut doc = peer.signed(NOTIFICATION, "2")?;
+        sign(&mut doc)?;
+        let answer = call(&app, sns_post(&doc)?).await?;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(peer.hits(), (0, 0, 0), "nothing fetched");
+        assert!(sender.sent().is_empty());
+        Ok(())
+    }
+}

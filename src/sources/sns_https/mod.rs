@@ -219,4 +219,4 @@ struct Checked {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

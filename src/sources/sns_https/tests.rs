@@ -30,9 +30,10 @@ use crate::sources::{Payload, Record, parse};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:acme-uploads-events";
-const NOTIFICATION: &str = include_str!("../../../tests/fixtures/sns_https/notification.json");
-const SUBSCRIPTION: &str =
+pub(crate) const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:acme-uploads-events";
+pub(crate) const NOTIFICATION: &str =
+    include_str!("../../../tests/fixtures/sns_https/notification.json");
+pub(crate) const SUBSCRIPTION: &str =
     include_str!("../../../tests/fixtures/sns_https/subscription_confirmation.json");
 const UNSUBSCRIPTION: &str =
     include_str!("../../../tests/fixtures/sns_https/unsubscribe_confirmation.json");
@@ -133,13 +134,13 @@ struct Hits {
 
 /// A stand-in for SNS on 127.0.0.1: serves the certificates and the confirmation link under
 /// `/sns/`, counts every request. It stops with the test's runtime.
-struct Peer {
-    prefix: String,
+pub(crate) struct Peer {
+    pub(crate) prefix: String,
     hits: Arc<Hits>,
 }
 
 impl Peer {
-    async fn start() -> Result<Peer, Box<dyn Error>> {
+    pub(crate) async fn start() -> Result<Peer, Box<dyn Error>> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let hits = Arc::new(Hits::default());
         let app = Router::new()
@@ -158,11 +159,11 @@ impl Peer {
         format!("{}{path}", self.prefix)
     }
 
-    fn receiver(&self) -> Result<SnsHttps, SetupError> {
+    pub(crate) fn receiver(&self) -> Result<SnsHttps, SetupError> {
         receiver_with_prefix(Some(self.prefix.clone()))
     }
 
-    fn hits(&self) -> (usize, usize, usize) {
+    pub(crate) fn hits(&self) -> (usize, usize, usize) {
         let count = |counter: &AtomicUsize| counter.load(Ordering::SeqCst);
         (
             count(&self.hits.certs),
@@ -173,7 +174,7 @@ impl Peer {
 
     /// A fixture made current and signed: certificate and confirmation link on this peer,
     /// `Timestamp` now, `SignatureVersion` as given.
-    fn signed(&self, fixture: &str, version: &str) -> Result<Value, Box<dyn Error>> {
+    pub(crate) fn signed(&self, fixture: &str, version: &str) -> Result<Value, Box<dyn Error>> {
         let mut doc: Value = serde_json::from_str(fixture)?;
         doc["SigningCertURL"] = json!(self.url("cert.pem"));
         if doc.get("SubscribeURL").is_some() {
@@ -220,7 +221,7 @@ fn receiver_with_prefix(prefix: Option<String>) -> Result<SnsHttps, SetupError> 
 }
 
 /// Replaces `Signature` with one over the document's current fields.
-fn sign(doc: &mut Value) -> Result<(), Box<dyn Error>> {
+pub(crate) fn sign(doc: &mut Value) -> Result<(), Box<dyn Error>> {
     let version = doc["SignatureVersion"].as_str().unwrap_or("2").to_owned();
     let signature = SIGNER.sign(&version, &string_to_sign(doc))?;
     doc["Signature"] = json!(STANDARD.encode(signature));
