@@ -6,11 +6,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lettre::message::Mailbox;
 
 use crate::config::{SenderKind, SenderSettings};
 
+pub mod http;
 pub mod memory;
 pub mod message;
 pub mod outbox;
@@ -69,6 +71,9 @@ pub enum DeliveryError {
         reason: String,
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        /// How long the service asked us to wait before trying again (HTTP `Retry-After` or
+        /// a rate-limit reset), when it said.
+        retry_after: Option<Duration>,
     },
     /// Will fail again as it is: SMTP 5xx, rejected recipients, bad credentials.
     #[error("{sender} rejected the message: {reason}")]
@@ -84,6 +89,14 @@ impl DeliveryError {
     /// True when retrying the same message later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, DeliveryError::Transient { .. })
+    }
+
+    /// How long the service asked to be left alone before a retry, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Transient { retry_after, .. } => *retry_after,
+            DeliveryError::Permanent { .. } => None,
+        }
     }
 }
 
