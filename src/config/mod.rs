@@ -11,6 +11,8 @@ use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
 
 use crate::dedupe::DedupeSettings;
+use crate::deliver::mailgun::MailgunSettings;
+use crate::deliver::sendgrid::SendGridSettings;
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
 use crate::render::Templates;
@@ -76,6 +78,10 @@ pub enum SenderKind {
     Smtp(SmtpSettings),
     /// Amazon SES (API v2).
     Ses(SesSettings),
+    /// SendGrid's v3 Mail Send API.
+    SendGrid(SendGridSettings),
+    /// Mailgun's Messages API.
+    Mailgun(MailgunSettings),
 }
 
 /// A checked rule.
@@ -105,6 +111,13 @@ pub struct Rule {
     pub stop: bool,
     /// Only considered when no ordinary rule matched.
     pub fallback: bool,
+}
+
+impl Rule {
+    /// True when the rule sends email.
+    pub fn has_recipients(&self) -> bool {
+        !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty())
+    }
 }
 
 /// Where a configuration was found, so commands can say which one they used.

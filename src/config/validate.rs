@@ -15,11 +15,14 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DedupeFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, SesFile, SkipFile, SmtpFile,
-    UnmatchedFile,
+    DedupeFile, MailgunFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SendGridFile, SenderFile,
+    SesFile, SkipFile, SmtpFile, UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::dedupe::{DedupeBackend, DedupeSettings};
+use crate::deliver::http::HttpSettings;
+use crate::deliver::mailgun::{self, MailgunSettings};
+use crate::deliver::sendgrid::{self, SendGridSettings};
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::{SmtpSettings, Tls};
 use crate::links::MAX_LINK_VALIDITY;
@@ -137,6 +140,9 @@ impl Checker<'_> {
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
         let dedupe = self.dedupe(table.remove("dedupe"));
         let rules = self.rules(table.remove("rule"), &default_zone);
+        if let Some(sender) = &sender {
+            self.rules_fit_sender(sender, &rules);
+        }
 
         Some(Config {
             origin,
@@ -246,6 +252,108 @@ impl Checker<'_> {
                 let kind = SenderKind::Ses(self.ses(ses)?);
                 Some(SenderSettings { from: from?, kind })
             }
+            SenderFile::SendGrid(file) => {
+                let from = self.mailbox("[sender] from", &file.from);
+                let kind = SenderKind::SendGrid(self.sendgrid(file)?);
+                Some(SenderSettings { from: from?, kind })
+            }
+            SenderFile::Mailgun(file) => {
+                let from = self.mailbox("[sender] from", &file.from);
+                let kind = SenderKind::Mailgun(self.mailgun(file)?);
+                Some(SenderSettings { from: from?, kind })
+            }
+        }
+    }
+
+    fn sendgrid(&mut self, file: SendGridFile) -> Option<SendGridSettings> {
+        let api_url = file.api_url.as_deref().unwrap_or(sendgrid::DEFAULT_API_URL);
+        let api_url = self.api_url("[sender] api_url", api_url);
+        let api_key = self.env_var("[sender] api_key_env", &file.api_key_env);
+        let http = self.http_settings(file.timeout_secs, file.rate_limit_wait_secs);
+        Some(SendGridSettings {
+            api_url: api_url?,
+            api_key: Secret::new(api_key?),
+            api_key_env: file.api_key_env,
+            http: http?,
+        })
+    }
+
+    fn mailgun(&mut self, file: MailgunFile) -> Option<MailgunSettings> {
+        let api_url = file.api_url.as_deref().unwrap_or(mailgun::DEFAULT_API_URL);
+        let api_url = self.api_url("[sender] api_url", api_url);
+        let domain = self.domain("[sender] domain", &file.domain);
+        let api_key = self.env_var("[sender] api_key_env", &file.api_key_env);
+        let http = self.http_settings(file.timeout_secs, file.rate_limit_wait_secs);
+        Some(MailgunSettings {
+            api_url: api_url?,
+            domain: domain?,
+            api_key: Secret::new(api_key?),
+            api_key_env: file.api_key_env,
+            http: http?,
+        })
+    }
+
+    fn http_settings(&mut self, timeout_secs: u64, wait_secs: u64) -> Option<HttpSettings> {
+        if timeout_secs == 0 {
+            self.report("[sender] timeout_secs", "must be at least 1");
+            return None;
+        }
+        Some(HttpSettings {
+            timeout: Duration::from_secs(timeout_secs),
+            max_wait: Duration::from_secs(wait_secs),
+        })
+    }
+
+    /// An API base URL: `https://host[:port]`, or `http://` on loopback (a local test server),
+    /// with no credentials, path or query. Returned without a trailing slash.
+    fn api_url(&mut self, place: &str, text: &str) -> Option<String> {
+        let url = match url::Url::parse(text) {
+            Ok(url) => url,
+            Err(e) => {
+                self.report(place, format!("invalid URL {text:?}: {e}"));
+                return None;
+            }
+        };
+        let host = url.host_str().unwrap_or("");
+        let secure = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(host));
+        let bare = url.username().is_empty()
+            && url.password().is_none()
+            && matches!(url.path(), "" | "/")
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if !secure || !bare || host.is_empty() {
+            let message = format!("{text:?} must be https://host[:port], nothing more");
+            self.report(place, message);
+            return None;
+        }
+        Some(url.as_str().trim_end_matches('/').to_owned())
+    }
+
+    /// A DNS name, as Mailgun sending domains are; it becomes part of the request path.
+    fn domain(&mut self, place: &str, domain: &str) -> Option<String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-');
+        if domain.contains('.') && domain.chars().all(allowed) {
+            return Some(domain.to_owned());
+        }
+        self.report(
+            place,
+            format!("{domain:?} is not a domain name such as \"mg.example.com\""),
+        );
+        None
+    }
+
+    /// SendGrid refuses a message without a `to` recipient; a rule that only copies people
+    /// would fail on every upload.
+    fn rules_fit_sender(&mut self, sender: &SenderSettings, rules: &[Rule]) {
+        if !matches!(sender.kind, SenderKind::SendGrid(_)) {
+            return;
+        }
+        for rule in rules
+            .iter()
+            .filter(|r| r.has_recipients() && r.to.is_empty())
+        {
+            let message = "sendgrid needs at least one `to` recipient in every email";
+            self.report(format!("rule {:?}, to", rule.name), message);
         }
     }
 
@@ -972,6 +1080,126 @@ mod tests {
         let found = problems(&config("mail.example.com"));
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].starts_with("[sender] tls: credentials would cross the network"));
+    }
+
+    /// Checks `text` with the API keys and webhook URLs the HTTP sender tests name.
+    fn check_http(text: &str) -> Result<Config, ConfigError> {
+        let env = |name: &str| match name {
+            "SENDGRID_API_KEY" => Some("SG.key".to_owned()),
+            "MAILGUN_API_KEY" => Some("key-mg".to_owned()),
+            "SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T/B/SECRET".to_owned()),
+            "PLAIN_WEBHOOK_URL" => Some("http://chat.example.com/hook/SECRET".to_owned()),
+            _ => None,
+        };
+        parse(text, Origin::BuiltIn, &env)
+    }
+
+    fn http_problems(text: &str) -> Vec<String> {
+        match check_http(text) {
+            Ok(_) => panic!("expected problems"),
+            Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn sendgrid_sender_resolves_with_defaults_and_an_eu_url() {
+        let text = r#"
+            [sender]
+            type = "sendgrid"
+            from = "Uploads <uploads@example.com>"
+            api_key_env = "SENDGRID_API_KEY"
+        "#;
+        let config = check_http(&format!("{text}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::SendGrid(sendgrid) = &config.sender.kind else {
+            panic!("expected sendgrid");
+        };
+        assert_eq!(sendgrid.api_url, "https://api.sendgrid.com");
+        assert_eq!(sendgrid.api_key.expose(), "SG.key");
+        assert_eq!(sendgrid.http.max_wait, Duration::from_secs(10));
+        assert!(!format!("{config:?}").contains("SG.key"));
+
+        let eu = text.to_owned()
+            + "api_url = \"https://api.eu.sendgrid.com/\"\nrate_limit_wait_secs = 0\n";
+        let config = check_http(&format!("{eu}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::SendGrid(sendgrid) = &config.sender.kind else {
+            panic!("expected sendgrid");
+        };
+        assert_eq!(sendgrid.api_url, "https://api.eu.sendgrid.com");
+        assert_eq!(sendgrid.http.max_wait, Duration::ZERO);
+    }
+
+    #[test]
+    fn mailgun_sender_resolves() {
+        let text = r#"
+            [sender]
+            type = "mailgun"
+            from = "uploads@mg.example.com"
+            domain = "mg.example.com"
+            api_key_env = "MAILGUN_API_KEY"
+            api_url = "https://api.eu.mailgun.net"
+            timeout_secs = 5
+        "#;
+        let config = check_http(&format!("{text}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::Mailgun(mailgun) = &config.sender.kind else {
+            panic!("expected mailgun");
+        };
+        assert_eq!(mailgun.api_url, "https://api.eu.mailgun.net");
+        assert_eq!(mailgun.domain, "mg.example.com");
+        assert_eq!(mailgun.api_key.expose(), "key-mg");
+        assert_eq!(mailgun.http.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn http_sender_problems_are_all_reported() {
+        let text = r#"
+            [sender]
+            type = "mailgun"
+            from = "uploads@mg.example.com"
+            domain = "mg.example.com/../x"
+            api_key_env = "MAILGUN_KEY_NOT_SET"
+            api_url = "http://api.mailgun.net/v3"
+            timeout_secs = 0
+        "#;
+        let found = http_problems(&format!("{text}{SES_RULE}"));
+        let expected = [
+            "[sender] api_url: \"http://api.mailgun.net/v3\" must be https://host[:port]",
+            "[sender] domain: \"mg.example.com/../x\" is not a domain name",
+            "[sender] api_key_env: environment variable MAILGUN_KEY_NOT_SET is not set",
+            "[sender] timeout_secs: must be at least 1",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(
+                found.starts_with(expected),
+                "{found:?} should start with {expected:?}"
+            );
+        }
+        let sendgrid = "[sender]\ntype = \"sendgrid\"\nfrom = \"a@example.com\"\n";
+        let found = http_problems(&format!("{sendgrid}{SES_RULE}"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("[sender]: missing field `api_key_env`"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn sendgrid_needs_a_to_recipient_in_every_rule() {
+        let text = r#"
+            [sender]
+            type = "sendgrid"
+            from = "a@example.com"
+            api_key_env = "SENDGRID_API_KEY"
+            [[rule]]
+            name = "quiet"
+            bcc = ["a@example.com"]
+        "#;
+        let found = http_problems(text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("rule \"quiet\", to: sendgrid needs"),
+            "{found:#?}"
+        );
     }
 
     #[test]

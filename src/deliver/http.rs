@@ -118,10 +118,7 @@ impl Api {
 
     /// Sends the request `build` makes; on a 429 asking for a short wait, waits and sends a
     /// fresh one once more.
-    pub async fn send(
-        &self,
-        build: impl Fn(&Client) -> RequestBuilder,
-    ) -> Result<Answer, Failure> {
+    pub async fn send(&self, build: impl Fn(&Client) -> RequestBuilder) -> Result<Answer, Failure> {
         let first = self.send_once(&build).await;
         let wait = match &first {
             Err(Failure::Status {
@@ -131,13 +128,19 @@ impl Api {
             }) if *wait <= self.max_wait => *wait,
             _ => return first,
         };
-        debug!(sender = self.name, wait_ms = wait.as_millis() as u64,
-            "rate limited; waiting once before retrying");
+        debug!(
+            sender = self.name,
+            wait_ms = wait.as_millis() as u64,
+            "rate limited; waiting once before retrying"
+        );
         tokio::time::sleep(wait).await;
         self.send_once(&build).await
     }
 
-    async fn send_once(&self, build: &impl Fn(&Client) -> RequestBuilder) -> Result<Answer, Failure> {
+    async fn send_once(
+        &self,
+        build: &impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<Answer, Failure> {
         let no_answer = |err: reqwest::Error| Failure::NoAnswer(err.without_url());
         let mut response = build(&self.client).send().await.map_err(no_answer)?;
         let (status, headers) = (response.status(), response.headers().clone());
@@ -429,13 +432,19 @@ mod tests {
         let wait = |pairs: &[(&'static str, &str)]| retry_after(&headers(pairs), now);
         assert_eq!(wait(&[("retry-after", "7")]), Some(Duration::from_secs(7)));
         let date = "Tue, 01 Oct 2024 12:00:30 GMT";
-        assert_eq!(wait(&[("retry-after", date)]), Some(Duration::from_secs(30)));
+        assert_eq!(
+            wait(&[("retry-after", date)]),
+            Some(Duration::from_secs(30))
+        );
         let past = "Tue, 01 Oct 2024 11:00:00 GMT";
         assert_eq!(wait(&[("retry-after", past)]), Some(Duration::ZERO));
         let reset = (now.as_second() + 42).to_string();
         let sendgrid = [("x-ratelimit-reset", reset.as_str())];
         assert_eq!(wait(&sendgrid), Some(Duration::from_secs(42)));
-        assert_eq!(wait(&[("x-ratelimit-reset", "5")]), Some(Duration::from_secs(5)));
+        assert_eq!(
+            wait(&[("x-ratelimit-reset", "5")]),
+            Some(Duration::from_secs(5))
+        );
         let both = [("retry-after", "3"), ("x-ratelimit-reset", reset.as_str())];
         assert_eq!(wait(&both), Some(Duration::from_secs(3)));
         assert_eq!(wait(&[("retry-after", "soon")]), None);
@@ -446,7 +455,10 @@ mod tests {
     fn error_text_prefers_the_providers_message_and_is_bounded() {
         let sendgrid = r#"{"errors":[{"message":"bad from","field":"from"},{"message":"no to"}]}"#;
         assert_eq!(error_text(sendgrid), "bad from; no to");
-        assert_eq!(error_text(r#"{"message":"Domain not found"}"#), "Domain not found");
+        assert_eq!(
+            error_text(r#"{"message":"Domain not found"}"#),
+            "Domain not found"
+        );
         assert_eq!(error_text("invalid_payload\n"), "invalid_payload");
         let long = "x".repeat(1000);
         assert_eq!(error_text(&long).chars().count(), MAX_ERROR_CHARS + 1);
@@ -486,10 +498,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_long_rate_limit_is_not_waited_out() {
-        let server = Recorder::start(vec![
-            Reply::new(429, "").header("retry-after", "3600"),
-        ])
-        .await;
+        let server = Recorder::start(vec![Reply::new(429, "").header("retry-after", "3600")]).await;
         let api = Api::new("api", HttpSettings::default()).expect("client");
         let failure = api.send(|c| c.post(&server.url)).await.expect_err("429");
         let err = classify("api", failure, |_, _| None);
@@ -500,7 +509,10 @@ mod tests {
     #[tokio::test]
     async fn refused_connection_is_transient_and_names_no_url() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/services/SECRET", listener.local_addr().expect("addr"));
+        let url = format!(
+            "http://{}/services/SECRET",
+            listener.local_addr().expect("addr")
+        );
         drop(listener);
         let api = Api::new("api", HttpSettings::default()).expect("client");
         let failure = api.send(|c| c.post(&url)).await.expect_err("refused");

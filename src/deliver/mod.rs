@@ -13,9 +13,11 @@ use lettre::message::Mailbox;
 use crate::config::{SenderKind, SenderSettings};
 
 pub mod http;
+pub mod mailgun;
 pub mod memory;
 pub mod message;
 pub mod outbox;
+pub mod sendgrid;
 pub mod ses;
 pub mod smtp;
 
@@ -124,6 +126,9 @@ pub enum SetupError {
     /// The AWS SDK could not be set up for SES.
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsSetupError),
+    /// The HTTPS client for SendGrid or Mailgun could not be built.
+    #[error(transparent)]
+    Http(#[from] http::HttpSetupError),
 }
 
 /// Builds the sender a config names. Called once at start-up, inside the async runtime (the
@@ -134,6 +139,8 @@ pub async fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupEr
         SenderKind::Outbox { dir } => Ok(Arc::new(outbox::OutboxSender::new(dir)?)),
         SenderKind::Smtp(smtp) => Ok(Arc::new(smtp::SmtpSender::new(smtp)?)),
         SenderKind::Ses(ses) => Ok(Arc::new(ses::SesSender::new(ses).await?)),
+        SenderKind::SendGrid(sendgrid) => Ok(Arc::new(sendgrid::SendGridSender::new(sendgrid)?)),
+        SenderKind::Mailgun(mailgun) => Ok(Arc::new(mailgun::MailgunSender::new(mailgun)?)),
     }
 }
 
@@ -149,6 +156,10 @@ pub fn describe(settings: &SenderSettings) -> String {
             Some(region) => format!("ses in {region}"),
             None => "ses (region from the AWS environment)".into(),
         },
+        SenderKind::SendGrid(sendgrid) => format!("sendgrid at {}", sendgrid.api_url),
+        SenderKind::Mailgun(mailgun) => {
+            format!("mailgun at {} for {}", mailgun.api_url, mailgun.domain)
+        }
     }
 }
 
