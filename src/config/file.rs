@@ -271,6 +271,10 @@ pub struct RuleFile {
     /// Blind-copied recipients.
     #[serde(default)]
     pub bcc: Vec<String>,
+    /// Name of the environment variable holding a Slack-compatible incoming webhook URL, e.g.
+    /// `"SLACK_WEBHOOK_URL"`. The rule then also posts a short message there; with no `to`,
+    /// `cc` or `bcc` it only posts.
+    pub chat_webhook_env: Option<String>,
     /// `Reply-To` address.
     pub reply_to: Option<String>,
     /// Overrides the sender's `From` for this rule.

@@ -11,6 +11,7 @@ use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
 
 use crate::dedupe::DedupeSettings;
+use crate::deliver::chat::ChatWebhook;
 use crate::deliver::mailgun::MailgunSettings;
 use crate::deliver::sendgrid::SendGridSettings;
 use crate::deliver::ses::SesSettings;
@@ -97,6 +98,8 @@ pub struct Rule {
     pub cc: Vec<Mailbox>,
     /// Blind-copied recipients.
     pub bcc: Vec<Mailbox>,
+    /// A chat webhook that also hears about this rule's uploads.
+    pub chat: Option<ChatWebhook>,
     /// `Reply-To`.
     pub reply_to: Option<Mailbox>,
     /// Overrides the sender's `From`.
@@ -114,7 +117,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// True when the rule sends email.
+    /// True when the rule sends email (it may only post to a chat webhook).
     pub fn has_recipients(&self) -> bool {
         !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty())
     }
@@ -210,6 +213,7 @@ pub(crate) mod tests {
             to: vec!["team@example.com".parse().expect("valid address")],
             cc: Vec::new(),
             bcc: Vec::new(),
+            chat: None,
             reply_to: None,
             from: None,
             templates: Arc::new(

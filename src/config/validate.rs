@@ -20,6 +20,7 @@ use super::file::{
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::dedupe::{DedupeBackend, DedupeSettings};
+use crate::deliver::chat::ChatWebhook;
 use crate::deliver::http::HttpSettings;
 use crate::deliver::mailgun::{self, MailgunSettings};
 use crate::deliver::sendgrid::{self, SendGridSettings};
@@ -583,6 +584,7 @@ impl Checker<'_> {
         let cc = self.mailboxes(&format!("{place}, cc"), &file.cc);
         let bcc = self.mailboxes(&format!("{place}, bcc"), &file.bcc);
         self.recipient_count(place, &file);
+        let chat = self.chat_webhook(place, file.chat_webhook_env.as_deref());
         let reply_to = file.reply_to.as_deref();
         let reply_to = reply_to.map(|t| self.mailbox(&format!("{place}, reply_to"), t));
         let from = file
@@ -601,6 +603,7 @@ impl Checker<'_> {
             to,
             cc,
             bcc,
+            chat: chat?,
             reply_to: reply_to.map_or(Some(None), |r| r.map(Some))?,
             from: from.map_or(Some(None), |f| f.map(Some))?,
             templates: Arc::new(templates?),
@@ -609,6 +612,29 @@ impl Checker<'_> {
             stop: file.stop,
             fallback: file.fallback,
         })
+    }
+
+    /// The rule's chat webhook, read from its environment variable now. The URL is a secret:
+    /// problems name the variable, never the value.
+    fn chat_webhook(&mut self, place: &str, env: Option<&str>) -> Option<Option<ChatWebhook>> {
+        let Some(env) = env else {
+            return Some(None);
+        };
+        let place = format!("{place}, chat_webhook_env");
+        let url = self.env_var(&place, env)?;
+        let parsed = url::Url::parse(&url).ok();
+        let host = parsed.as_ref().and_then(|u| u.host_str()).unwrap_or("");
+        let scheme = parsed.as_ref().map_or("", |u| u.scheme());
+        if !(scheme == "https" || (scheme == "http" && is_loopback(host))) || host.is_empty() {
+            let message = format!("environment variable {env} does not hold an https:// URL");
+            self.report(place, message);
+            return None;
+        }
+        let url = Secret::new(url);
+        Some(Some(ChatWebhook {
+            env: env.to_owned(),
+            url,
+        }))
     }
 
     fn download_link(&mut self, place: &str, secs: Option<u64>) -> Option<Duration> {
@@ -626,8 +652,9 @@ impl Checker<'_> {
 
     fn recipient_count(&mut self, place: &str, file: &RuleFile) {
         let count = file.to.len() + file.cc.len() + file.bcc.len();
-        if count == 0 {
-            self.report(place, "no recipients: set at least one of to, cc or bcc");
+        if count == 0 && file.chat_webhook_env.is_none() {
+            let message = "no recipients: set at least one of to, cc or bcc, or chat_webhook_env";
+            self.report(place, message);
         } else if count > MAX_RECIPIENTS {
             let message = format!("{count} recipients; at most {MAX_RECIPIENTS} per message");
             self.report(place, message + " (use a mailing list address)");
@@ -1200,6 +1227,53 @@ mod tests {
             found[0].starts_with("rule \"quiet\", to: sendgrid needs"),
             "{found:#?}"
         );
+    }
+
+    const OUTBOX: &str = "[sender]\ntype = \"outbox\"\nfrom = \"a@example.com\"\n";
+
+    #[test]
+    fn a_chat_webhook_makes_recipients_optional() {
+        let text = r#"
+            [[rule]]
+            name = "chat-only"
+            chat_webhook_env = "SLACK_WEBHOOK_URL"
+            [[rule]]
+            name = "both"
+            to = ["a@example.com"]
+            chat_webhook_env = "SLACK_WEBHOOK_URL"
+        "#;
+        let config = check_http(&format!("{OUTBOX}{text}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let chat = config.rules[0].chat.as_ref().expect("chat webhook");
+        assert_eq!(chat.env, "SLACK_WEBHOOK_URL");
+        assert!(chat.url.expose().ends_with("/SECRET"));
+        assert!(!config.rules[0].has_recipients());
+        assert!(config.rules[1].has_recipients() && config.rules[1].chat.is_some());
+        assert!(!format!("{config:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn chat_webhook_problems_name_the_variable_never_the_url() {
+        let text = r#"
+            [[rule]]
+            name = "unset"
+            chat_webhook_env = "NOT_SET"
+            [[rule]]
+            name = "plain"
+            chat_webhook_env = "PLAIN_WEBHOOK_URL"
+            [[rule]]
+            name = "nobody"
+            prefix = "x/"
+        "#;
+        let found = http_problems(&format!("{OUTBOX}{text}"));
+        let expected = [
+            "rule \"unset\" (#1), chat_webhook_env: environment variable NOT_SET is not set",
+            "rule \"plain\" (#2), chat_webhook_env: environment variable PLAIN_WEBHOOK_URL \
+             does not hold an https:// URL",
+            "rule \"nobody\" (#3): no recipients: set at least one of to, cc or bcc, or \
+             chat_webhook_env",
+        ];
+        assert_eq!(found, expected);
+        assert!(!found.concat().contains("SECRET"));
     }
 
     #[test]

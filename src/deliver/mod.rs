@@ -12,6 +12,7 @@ use lettre::message::Mailbox;
 
 use crate::config::{SenderKind, SenderSettings};
 
+pub mod chat;
 pub mod http;
 pub mod mailgun;
 pub mod memory;
