@@ -5,6 +5,7 @@
 //! [`Report`] it returns.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use tracing::{Instrument, debug, error, info, warn};
 use crate::config::file::UnmatchedFile;
 use crate::config::{Config, Rule};
 use crate::dedupe::{Claim, DedupeStore};
-use crate::deliver::{Email, Sender};
+use crate::deliver::chat::{self, ChatSender, ChatWebhook, WebhookSender};
+use crate::deliver::http::HttpSettings;
+use crate::deliver::{DeliveryError, Email, Receipt, Sender};
 use crate::event::ObjectCreated;
 use crate::links::LinkSigner;
 use crate::record::{Entry, Miss, ObjectRef, Outcome, Report, SkipReason};
@@ -36,6 +39,10 @@ pub enum Delivery {
 /// runs out when the process holding it died.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(600);
 
+/// Appended to an email's `Message-ID` to name the same rule's chat post for one upload, so
+/// the two channels are deduplicated, and retried, on their own.
+pub const CHAT_KEY_SUFFIX: &str = ":chat";
+
 /// A configured pipeline; cheap to share between tasks.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -43,17 +50,28 @@ pub struct Pipeline {
     delivery: Delivery,
     dedupe: Option<Arc<dyn DedupeStore>>,
     links: Option<Arc<dyn LinkSigner>>,
+    chat: Option<Arc<dyn ChatSender>>,
 }
 
 impl Pipeline {
     /// A pipeline over a checked config, sending every email it renders.
+    ///
+    /// When a rule has a chat webhook, the HTTPS client that posts to it is built here, once.
     pub fn new(config: Arc<Config>, delivery: Delivery) -> Self {
+        let chat = chat_client(&config);
         Pipeline {
             config,
             delivery,
             dedupe: None,
             links: None,
+            chat,
         }
+    }
+
+    /// Posts chat messages through `chat` instead of the built-in webhook client.
+    pub fn with_chat(mut self, chat: Arc<dyn ChatSender>) -> Self {
+        self.chat = Some(chat);
+        self
     }
 
     /// Sends each email only once per upload and rule, as remembered by `store`.
@@ -141,7 +159,7 @@ impl Pipeline {
         };
         let mut entries = Vec::with_capacity(rules.len());
         for rule in rules {
-            entries.push(at(self.notify(rule, event).await));
+            entries.extend(self.notify(rule, event).await.into_iter().map(at));
         }
         entries
     }
@@ -184,31 +202,59 @@ impl Pipeline {
         }
     }
 
-    /// Renders one rule's email and delivers it (or keeps it, in a dry run).
-    async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Outcome {
-        let email = match self.email(rule, event).await {
-            Ok(email) => email,
+    /// Renders one rule's notification and delivers it on each of the rule's channels (email,
+    /// chat webhook), or keeps it, in a dry run: one outcome per channel.
+    async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
+        let (email, link) = match self.render(rule, event).await {
+            Ok(rendered) => rendered,
             Err(message) => {
                 error!(rule = %rule.name, error = %message, "email cannot be rendered");
-                return failed(Some(&rule.name), message, false);
+                return vec![failed(Some(&rule.name), message, false)];
             }
         };
-        let sender = match &self.delivery {
+        let chat = rule.chat.as_ref().map(|webhook| {
+            let text = chat::text(&email.subject, event, link.as_ref());
+            (webhook, text)
+        });
+        let mut outcomes = Vec::with_capacity(2);
+        match &self.delivery {
             Delivery::DryRun => {
-                return Outcome::Rendered {
-                    email: Box::new(email),
-                };
+                if rule.has_recipients() {
+                    let email = Box::new(email);
+                    outcomes.push(Outcome::Rendered { email });
+                }
+                if let Some((_, text)) = chat {
+                    let rule = rule.name.clone();
+                    outcomes.push(Outcome::RenderedChat { rule, text });
+                }
             }
-            Delivery::Send(sender) => sender,
-        };
-        match &self.dedupe {
-            Some(store) => send_once(store.as_ref(), sender.as_ref(), &email).await,
-            None => send(sender.as_ref(), &email).await,
+            Delivery::Send(sender) => {
+                if rule.has_recipients() {
+                    let key = email.message_id.clone();
+                    let send = send(sender.as_ref(), &email);
+                    outcomes.push(self.once(&key, &rule.name, send).await);
+                }
+                if let Some((webhook, text)) = chat {
+                    let key = format!("{}{CHAT_KEY_SUFFIX}", email.message_id);
+                    let post = self.post(webhook, &text, &rule.name, &key);
+                    outcomes.push(self.once(&key, &rule.name, post).await);
+                }
+            }
         }
+        outcomes
     }
 
     /// Builds the email one rule sends for one upload.
     pub async fn email(&self, rule: &Rule, event: &ObjectCreated) -> Result<Email, String> {
+        self.render(rule, event).await.map(|(email, _)| email)
+    }
+
+    /// The rule's email and the download link in it, if any.
+    async fn render(
+        &self,
+        rule: &Rule,
+        event: &ObjectCreated,
+    ) -> Result<(Email, Option<Link>), String> {
         let link = self.link(rule, event).await;
         let context = Context {
             event,
@@ -225,7 +271,7 @@ impl Pipeline {
             .clone()
             .unwrap_or_else(|| self.config.sender.from.clone());
         let message_id = message_id(event, rule, from.email.domain());
-        Ok(Email {
+        let email = Email {
             from,
             to: rule.to.clone(),
             cc: rule.cc.clone(),
@@ -236,7 +282,26 @@ impl Pipeline {
             html: rendered.html,
             message_id,
             rule: rule.name.clone(),
-        })
+        };
+        Ok((email, link))
+    }
+
+    /// Runs one channel's delivery, at most once per upload when a dedupe store is set.
+    async fn once(&self, key: &str, rule: &str, deliver: impl Future<Output = Outcome>) -> Outcome {
+        match &self.dedupe {
+            Some(store) => send_once(store.as_ref(), key, rule, deliver).await,
+            None => deliver.await,
+        }
+    }
+
+    /// Posts one chat message and turns the result into an outcome.
+    async fn post(&self, webhook: &ChatWebhook, text: &str, rule: &str, key: &str) -> Outcome {
+        let Some(chat) = &self.chat else {
+            let error = "the chat webhook client could not be set up (see the start-up log)";
+            return failed(Some(rule), error.to_owned(), false);
+        };
+        let result = chat.post(webhook, text).await;
+        settle(result, rule, key, "chat message")
     }
 }
 
@@ -259,6 +324,21 @@ impl Pipeline {
     }
 }
 
+/// The webhook client, when any rule posts to a chat. A client that cannot be built is logged
+/// once here and each post then fails permanently with a pointer to this log line.
+fn chat_client(config: &Config) -> Option<Arc<dyn ChatSender>> {
+    if !config.rules.iter().any(|rule| rule.chat.is_some()) {
+        return None;
+    }
+    match WebhookSender::new(HttpSettings::default()) {
+        Ok(sender) => Some(Arc::new(sender)),
+        Err(err) => {
+            error!(error = %err, "chat webhook client cannot be set up; chat posts will fail");
+            None
+        }
+    }
+}
+
 /// A `Message-ID` that is the same every time the same upload reaches the same rule, so
 /// duplicates are recognizable downstream (mail servers, archives, tests).
 fn message_id(event: &ObjectCreated, rule: &Rule, domain: &str) -> String {
@@ -271,28 +351,33 @@ fn message_id(event: &ObjectCreated, rule: &Rule, domain: &str) -> String {
     format!("{id}@{domain}")
 }
 
-/// Claims the email before sending and records the result, so a redelivered upload, even one
-/// arriving during the send, does not send it again.
-async fn send_once(store: &dyn DedupeStore, sender: &dyn Sender, email: &Email) -> Outcome {
-    let key = email.message_id.as_str();
+/// Claims the delivery before making it and records the result, so a redelivered upload,
+/// even one arriving during the send, does not deliver it again. `key` names the delivery: the
+/// email's `Message-ID`, or that with [`CHAT_KEY_SUFFIX`] for the chat post.
+async fn send_once(
+    store: &dyn DedupeStore,
+    key: &str,
+    rule: &str,
+    deliver: impl Future<Output = Outcome>,
+) -> Outcome {
     match store.claim(key, CLAIM_LEASE).await {
         Ok(Claim::Acquired) => {}
         Ok(Claim::Done) => {
-            debug!(rule = %email.rule, message_id = %key, "duplicate delivery; already sent");
-            let (rule, message_id) = (email.rule.clone(), key.to_owned());
+            debug!(rule = %rule, message_id = %key, "duplicate delivery; already sent");
+            let (rule, message_id) = (rule.to_owned(), key.to_owned());
             return Outcome::Duplicate { rule, message_id };
         }
         Ok(Claim::Busy) => {
             let error = "another delivery of this upload is being sent right now".to_owned();
-            return failed(Some(&email.rule), error, true);
+            return failed(Some(rule), error, true);
         }
         Err(err) => {
             warn!(store = store.name(), error = %err, "dedupe store unavailable; not sending");
-            return failed(Some(&email.rule), err.to_string(), err.transient);
+            return failed(Some(rule), err.to_string(), err.transient);
         }
     }
 
-    let outcome = send(sender, email).await;
+    let outcome = deliver.await;
     let recorded = match outcome {
         Outcome::Sent { .. } => store.complete(key).await,
         _ => store.release(key).await,
@@ -307,10 +392,16 @@ async fn send_once(store: &dyn DedupeStore, sender: &dyn Sender, email: &Email) 
 
 /// Hands one email to the sender and turns the result into an outcome.
 async fn send(sender: &dyn Sender, email: &Email) -> Outcome {
-    match sender.send(email).await {
+    let result = sender.send(email).await;
+    settle(result, &email.rule, &email.message_id, "email")
+}
+
+/// What a delivery's result means for the report, logged at the level it deserves.
+fn settle(result: Result<Receipt, DeliveryError>, rule: &str, key: &str, what: &str) -> Outcome {
+    match result {
         Ok(receipt) => {
-            debug!(rule = %email.rule, message_id = %email.message_id, "email delivered");
-            let (rule, message_id) = (email.rule.clone(), email.message_id.clone());
+            debug!(rule = %rule, message_id = %key, channel = what, "delivered");
+            let (rule, message_id) = (rule.to_owned(), key.to_owned());
             Outcome::Sent {
                 rule,
                 message_id,
@@ -320,12 +411,14 @@ async fn send(sender: &dyn Sender, email: &Email) -> Outcome {
         // A transient failure is retried by whoever delivered the event; only a permanent one
         // loses the notification and needs an operator.
         Err(err) if err.is_transient() => {
-            warn!(rule = %email.rule, error = %err, "email not delivered yet; a retry may help");
-            failed(Some(&email.rule), err.to_string(), true)
+            warn!(rule = %rule, channel = what, error = %err,
+                "notification not delivered yet; a retry may help");
+            failed(Some(rule), err.to_string(), true)
         }
         Err(err) => {
-            error!(rule = %email.rule, error = %err, "email rejected; it will not be retried");
-            failed(Some(&email.rule), err.to_string(), false)
+            error!(rule = %rule, channel = what, error = %err,
+                "notification rejected; it will not be retried");
+            failed(Some(rule), err.to_string(), false)
         }
     }
 }
@@ -365,7 +458,9 @@ mod tests {
     use super::*;
     use crate::config::{self, Origin};
     use crate::dedupe::MemoryStore;
+    use crate::deliver::chat::MemoryChat;
     use crate::deliver::memory::MemorySender;
+    use crate::record::Outcome;
 
     fn pipeline(sender: Arc<MemorySender>) -> Pipeline {
         let config = config::load(Origin::BuiltIn).unwrap_or_else(|e| panic!("{e}"));
@@ -403,5 +498,93 @@ mod tests {
             sent += report.counts().sent;
         }
         assert_eq!((sent, sender.sent().len()), (1, 1));
+    }
+
+    /// A pipeline over `rules` (TOML) with an outbox sender, in-memory dedupe, and memory
+    /// stand-ins for email and chat.
+    fn chat_pipeline(
+        rules: &str,
+        delivery: Option<Arc<MemorySender>>,
+    ) -> (Pipeline, Arc<MemoryChat>) {
+        let text = format!("[sender]\ntype = \"outbox\"\nfrom = \"h@example.com\"\n{rules}");
+        let env = |name: &str| {
+            (name == "SLACK_WEBHOOK_URL").then(|| "https://hooks.example.com/T/B/X".to_owned())
+        };
+        let config = config::validate::parse(&text, Origin::BuiltIn, &env)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", e.problems()));
+        let delivery = match delivery {
+            Some(sender) => Delivery::Send(sender),
+            None => Delivery::DryRun,
+        };
+        let chat = Arc::new(MemoryChat::new());
+        let store = Arc::new(MemoryStore::new(Duration::from_secs(60)));
+        let pipeline = Pipeline::new(Arc::new(config), delivery)
+            .with_dedupe(store)
+            .with_chat(chat.clone());
+        (pipeline, chat)
+    }
+
+    const BOTH: &str = "[[rule]]\nname = \"both\"\nto = [\"a@example.com\"]\n\
+                        chat_webhook_env = \"SLACK_WEBHOOK_URL\"\n";
+
+    #[tokio::test]
+    async fn a_chat_only_rule_posts_and_sends_no_email() -> Result<(), SourceError> {
+        let rule = "[[rule]]\nname = \"chat\"\nchat_webhook_env = \"SLACK_WEBHOOK_URL\"\n";
+        let sender = Arc::new(MemorySender::new());
+        let (pipeline, chat) = chat_pipeline(rule, Some(sender.clone()));
+
+        let report = pipeline.handle_payload(PUT).await?;
+        assert_eq!(report.counts().sent, 1, "{report:?}");
+        assert!(sender.sent().is_empty());
+        let posted = chat.posted();
+        assert_eq!(posted.len(), 1);
+        assert_eq!(posted[0].0, "SLACK_WEBHOOK_URL");
+        let mut lines = posted[0].1.lines();
+        assert!(
+            lines.next().is_some_and(|l| l.starts_with("New file in ")),
+            "{posted:?}"
+        );
+        assert!(
+            lines
+                .next()
+                .is_some_and(|l| l.ends_with(" B)") || l.ends_with("iB)"))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn each_channel_is_deduplicated_on_its_own_key() -> Result<(), SourceError> {
+        let sender = Arc::new(MemorySender::new());
+        let (pipeline, chat) = chat_pipeline(BOTH, Some(sender.clone()));
+
+        let first = pipeline.handle_payload(PUT).await?;
+        let keys: Vec<&str> = first
+            .entries
+            .iter()
+            .filter_map(|e| match &e.outcome {
+                Outcome::Sent { message_id, .. } => Some(message_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys.len(), 2, "{first:?}");
+        assert_eq!(format!("{}{CHAT_KEY_SUFFIX}", keys[0]), keys[1]);
+
+        let again = pipeline.handle_payload(PUT).await?.counts();
+        assert_eq!((again.sent, again.duplicate), (0, 2));
+        assert_eq!((sender.sent().len(), chat.posted().len()), (1, 1));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_renders_both_channels() -> Result<(), SourceError> {
+        let (pipeline, chat) = chat_pipeline(BOTH, None);
+        let report = pipeline.handle_payload(PUT).await?;
+        let outcomes: Vec<&Outcome> = report.entries.iter().map(|e| &e.outcome).collect();
+        assert!(matches!(
+            outcomes[..],
+            [Outcome::Rendered { .. }, Outcome::RenderedChat { .. }]
+        ));
+        assert!(chat.posted().is_empty());
+        Ok(())
     }
 }

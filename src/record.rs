@@ -1,8 +1,8 @@
 //! Records what happened to each record of a payload: sent, ignored, skipped or failed.
 //!
 //! A [`Report`] is what runtimes act on (exit codes, partial batch failures) and what the CLI
-//! prints. Every record has exactly one entry per rule it reached, or one entry saying why it
-//! reached none.
+//! prints. Every record has exactly one entry per rule and channel (email, chat) it reached,
+//! or one entry saying why it reached none.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -52,6 +52,13 @@ pub enum Outcome {
     Rendered {
         /// The email as it would be sent.
         email: Box<Email>,
+    },
+    /// Dry run: the chat message was rendered and not posted.
+    RenderedChat {
+        /// The rule that produced it.
+        rule: String,
+        /// The message text as it would be posted.
+        text: String,
     },
     /// A provider control message such as `s3:TestEvent`.
     Test {
@@ -131,11 +138,11 @@ pub struct Report {
 /// Entry counts by outcome, for summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    /// Emails handed to the sender.
+    /// Emails and chat messages handed over for delivery.
     pub sent: usize,
     /// Emails not sent again because the upload was already notified.
     pub duplicate: usize,
-    /// Emails rendered in a dry run.
+    /// Emails and chat messages rendered in a dry run.
     pub rendered: usize,
     /// Control messages.
     pub test: usize,
@@ -157,7 +164,7 @@ impl Report {
             let slot = match entry.outcome {
                 Outcome::Sent { .. } => &mut counts.sent,
                 Outcome::Duplicate { .. } => &mut counts.duplicate,
-                Outcome::Rendered { .. } => &mut counts.rendered,
+                Outcome::Rendered { .. } | Outcome::RenderedChat { .. } => &mut counts.rendered,
                 Outcome::Test { .. } => &mut counts.test,
                 Outcome::Ignored { .. } => &mut counts.ignored,
                 Outcome::Skipped { .. } => &mut counts.skipped,
@@ -206,6 +213,9 @@ fn outcome_json(outcome: &Outcome) -> Value {
             json!({ "outcome": "duplicate", "rule": rule, "message_id": message_id })
         }
         Outcome::Rendered { email } => json!({ "outcome": "rendered", "email": email_json(email) }),
+        Outcome::RenderedChat { rule, text } => {
+            json!({ "outcome": "rendered", "chat": { "rule": rule, "text": text } })
+        }
         Outcome::Test { kind } => json!({ "outcome": "test", "kind": kind }),
         Outcome::Ignored { event_name } => {
             json!({ "outcome": "ignored", "event_name": event_name })

@@ -33,7 +33,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let sender = match &config.sender.kind {
         SenderKind::Outbox { dir } => format!("outbox in {}", dir.display()),
         SenderKind::Smtp(smtp) => format!("smtp {}:{} ({})", smtp.host, smtp.port, smtp.tls),
-        SenderKind::Ses(_) => herald::deliver::describe(&config.sender),
+        SenderKind::Ses(_) | SenderKind::SendGrid(_) | SenderKind::Mailgun(_) => {
+            herald::deliver::describe(&config.sender)
+        }
     };
     println!("ok: {} rule(s); sender: {sender}", config.rules.len());
     Ok(ExitCode::SUCCESS)

@@ -96,8 +96,10 @@ fn print_entry(entry: &Entry) {
     });
     let what = super::describe(&entry.outcome);
     println!("record {}:{object} {what}", entry.record);
-    if let Outcome::Rendered { email } = &entry.outcome {
-        println!("{}", indent(&deliver::preview(email)));
+    match &entry.outcome {
+        Outcome::Rendered { email } => println!("{}", indent(&deliver::preview(email))),
+        Outcome::RenderedChat { text, .. } => println!("{}", indent(text)),
+        _ => {}
     }
 }
 

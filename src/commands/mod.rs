@@ -64,6 +64,7 @@ pub fn describe(outcome: &Outcome) -> String {
         }
         Outcome::Duplicate { rule, .. } => format!("duplicate: rule {rule:?} already sent it"),
         Outcome::Rendered { email } => format!("rendered by rule {:?}", email.rule),
+        Outcome::RenderedChat { rule, .. } => format!("chat message rendered by rule {rule:?}"),
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),
         Outcome::Ignored { event_name } => format!("ignored: {event_name} is not an upload"),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),

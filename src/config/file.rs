@@ -29,6 +29,11 @@ pub enum SenderFile {
     Smtp(SmtpFile),
     /// Delivers through Amazon SES (API v2), with credentials from the standard AWS chain.
     Ses(SesFile),
+    /// Delivers through SendGrid's v3 Mail Send API.
+    #[serde(rename = "sendgrid")]
+    SendGrid(SendGridFile),
+    /// Delivers through Mailgun's Messages API.
+    Mailgun(MailgunFile),
 }
 
 /// `[sender]` with `type = "outbox"`.
@@ -85,6 +90,56 @@ pub struct SesFile {
     pub region: Option<String>,
     /// SES configuration set to send with, for event publishing and dedicated IPs. Default none.
     pub configuration_set: Option<String>,
+}
+
+/// `[sender]` with `type = "sendgrid"`.
+///
+/// The API key needs the Mail Send permission, and `from` must be a verified sender identity
+/// (a single sender or an authenticated domain).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendGridFile {
+    /// The `From` address, e.g. `"Uploads <uploads@example.com>"`.
+    pub from: String,
+    /// Name of the environment variable holding the API key, e.g. `"SENDGRID_API_KEY"`.
+    pub api_key_env: String,
+    /// API base URL. Default `https://api.sendgrid.com`; EU regional subusers use
+    /// `https://api.eu.sendgrid.com`.
+    pub api_url: Option<String>,
+    /// Give up on a request after this many seconds. Default 30.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// When SendGrid answers 429 and asks for a wait of at most this many seconds, wait and
+    /// send once more; a longer wait is left to the event's redelivery. Default 10; 0 never
+    /// waits.
+    #[serde(default = "default_rate_limit_wait_secs")]
+    pub rate_limit_wait_secs: u64,
+}
+
+/// `[sender]` with `type = "mailgun"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailgunFile {
+    /// The `From` address, e.g. `"Uploads <uploads@mg.example.com>"`.
+    pub from: String,
+    /// The Mailgun sending domain, e.g. `"mg.example.com"`.
+    pub domain: String,
+    /// Name of the environment variable holding the API key, e.g. `"MAILGUN_API_KEY"`.
+    pub api_key_env: String,
+    /// API base URL. Default `https://api.mailgun.net`; domains in the EU region need
+    /// `https://api.eu.mailgun.net`.
+    pub api_url: Option<String>,
+    /// Give up on a request after this many seconds. Default 30.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// When Mailgun answers 429 and asks for a wait of at most this many seconds, wait and
+    /// send once more. Default 10; 0 never waits.
+    #[serde(default = "default_rate_limit_wait_secs")]
+    pub rate_limit_wait_secs: u64,
+}
+
+fn default_rate_limit_wait_secs() -> u64 {
+    10
 }
 
 fn default_timeout_secs() -> u64 {
@@ -262,6 +317,10 @@ pub struct RuleFile {
     /// Blind-copied recipients.
     #[serde(default)]
     pub bcc: Vec<String>,
+    /// Name of the environment variable holding a Slack-compatible incoming webhook URL, e.g.
+    /// `"SLACK_WEBHOOK_URL"`. The rule then also posts a short message there; with no `to`,
+    /// `cc` or `bcc` it only posts.
+    pub chat_webhook_env: Option<String>,
     /// `Reply-To` address.
     pub reply_to: Option<String>,
     /// Overrides the sender's `From` for this rule.

@@ -11,6 +11,9 @@ use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
 
 use crate::dedupe::DedupeSettings;
+use crate::deliver::chat::ChatWebhook;
+use crate::deliver::mailgun::MailgunSettings;
+use crate::deliver::sendgrid::SendGridSettings;
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
 use crate::render::Templates;
@@ -79,6 +82,10 @@ pub enum SenderKind {
     Smtp(SmtpSettings),
     /// Amazon SES (API v2).
     Ses(SesSettings),
+    /// SendGrid's v3 Mail Send API.
+    SendGrid(SendGridSettings),
+    /// Mailgun's Messages API.
+    Mailgun(MailgunSettings),
 }
 
 /// A checked rule.
@@ -94,6 +101,8 @@ pub struct Rule {
     pub cc: Vec<Mailbox>,
     /// Blind-copied recipients.
     pub bcc: Vec<Mailbox>,
+    /// A chat webhook that also hears about this rule's uploads.
+    pub chat: Option<ChatWebhook>,
     /// `Reply-To`.
     pub reply_to: Option<Mailbox>,
     /// Overrides the sender's `From`.
@@ -108,6 +117,13 @@ pub struct Rule {
     pub stop: bool,
     /// Only considered when no ordinary rule matched.
     pub fallback: bool,
+}
+
+impl Rule {
+    /// True when the rule sends email (it may only post to a chat webhook).
+    pub fn has_recipients(&self) -> bool {
+        !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty())
+    }
 }
 
 /// Where a configuration was found, so commands can say which one they used.
@@ -200,6 +216,7 @@ pub(crate) mod tests {
             to: vec!["team@example.com".parse().expect("valid address")],
             cc: Vec::new(),
             bcc: Vec::new(),
+            chat: None,
             reply_to: None,
             from: None,
             templates: Arc::new(

@@ -16,11 +16,15 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DedupeFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SenderFile, ServeFile, SesFile,
-    SkipFile, SmtpFile, UnmatchedFile,
+    DedupeFile, MailgunFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SendGridFile, SenderFile,
+    ServeFile, SesFile, SkipFile, SmtpFile, UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::dedupe::{DedupeBackend, DedupeSettings};
+use crate::deliver::chat::ChatWebhook;
+use crate::deliver::http::HttpSettings;
+use crate::deliver::mailgun::{self, MailgunSettings};
+use crate::deliver::sendgrid::{self, SendGridSettings};
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::{SmtpSettings, Tls};
 use crate::links::MAX_LINK_VALIDITY;
@@ -140,6 +144,9 @@ impl Checker<'_> {
         let dedupe = self.dedupe(table.remove("dedupe"));
         let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
+        if let Some(sender) = &sender {
+            self.rules_fit_sender(sender, &rules);
+        }
 
         Some(Config {
             origin,
@@ -250,6 +257,108 @@ impl Checker<'_> {
                 let kind = SenderKind::Ses(self.ses(ses)?);
                 Some(SenderSettings { from: from?, kind })
             }
+            SenderFile::SendGrid(file) => {
+                let from = self.mailbox("[sender] from", &file.from);
+                let kind = SenderKind::SendGrid(self.sendgrid(file)?);
+                Some(SenderSettings { from: from?, kind })
+            }
+            SenderFile::Mailgun(file) => {
+                let from = self.mailbox("[sender] from", &file.from);
+                let kind = SenderKind::Mailgun(self.mailgun(file)?);
+                Some(SenderSettings { from: from?, kind })
+            }
+        }
+    }
+
+    fn sendgrid(&mut self, file: SendGridFile) -> Option<SendGridSettings> {
+        let api_url = file.api_url.as_deref().unwrap_or(sendgrid::DEFAULT_API_URL);
+        let api_url = self.api_url("[sender] api_url", api_url);
+        let api_key = self.env_var("[sender] api_key_env", &file.api_key_env);
+        let http = self.http_settings(file.timeout_secs, file.rate_limit_wait_secs);
+        Some(SendGridSettings {
+            api_url: api_url?,
+            api_key: Secret::new(api_key?),
+            api_key_env: file.api_key_env,
+            http: http?,
+        })
+    }
+
+    fn mailgun(&mut self, file: MailgunFile) -> Option<MailgunSettings> {
+        let api_url = file.api_url.as_deref().unwrap_or(mailgun::DEFAULT_API_URL);
+        let api_url = self.api_url("[sender] api_url", api_url);
+        let domain = self.domain("[sender] domain", &file.domain);
+        let api_key = self.env_var("[sender] api_key_env", &file.api_key_env);
+        let http = self.http_settings(file.timeout_secs, file.rate_limit_wait_secs);
+        Some(MailgunSettings {
+            api_url: api_url?,
+            domain: domain?,
+            api_key: Secret::new(api_key?),
+            api_key_env: file.api_key_env,
+            http: http?,
+        })
+    }
+
+    fn http_settings(&mut self, timeout_secs: u64, wait_secs: u64) -> Option<HttpSettings> {
+        if timeout_secs == 0 {
+            self.report("[sender] timeout_secs", "must be at least 1");
+            return None;
+        }
+        Some(HttpSettings {
+            timeout: Duration::from_secs(timeout_secs),
+            max_wait: Duration::from_secs(wait_secs),
+        })
+    }
+
+    /// An API base URL: `https://host[:port]`, or `http://` on loopback (a local test server),
+    /// with no credentials, path or query. Returned without a trailing slash.
+    fn api_url(&mut self, place: &str, text: &str) -> Option<String> {
+        let url = match url::Url::parse(text) {
+            Ok(url) => url,
+            Err(e) => {
+                self.report(place, format!("invalid URL {text:?}: {e}"));
+                return None;
+            }
+        };
+        let host = url.host_str().unwrap_or("");
+        let secure = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(host));
+        let bare = url.username().is_empty()
+            && url.password().is_none()
+            && matches!(url.path(), "" | "/")
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if !secure || !bare || host.is_empty() {
+            let message = format!("{text:?} must be https://host[:port], nothing more");
+            self.report(place, message);
+            return None;
+        }
+        Some(url.as_str().trim_end_matches('/').to_owned())
+    }
+
+    /// A DNS name, as Mailgun sending domains are; it becomes part of the request path.
+    fn domain(&mut self, place: &str, domain: &str) -> Option<String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-');
+        if domain.contains('.') && domain.chars().all(allowed) {
+            return Some(domain.to_owned());
+        }
+        self.report(
+            place,
+            format!("{domain:?} is not a domain name such as \"mg.example.com\""),
+        );
+        None
+    }
+
+    /// SendGrid refuses a message without a `to` recipient; a rule that only copies people
+    /// would fail on every upload.
+    fn rules_fit_sender(&mut self, sender: &SenderSettings, rules: &[Rule]) {
+        if !matches!(sender.kind, SenderKind::SendGrid(_)) {
+            return;
+        }
+        for rule in rules
+            .iter()
+            .filter(|r| r.has_recipients() && r.to.is_empty())
+        {
+            let message = "sendgrid needs at least one `to` recipient in every email";
+            self.report(format!("rule {:?}, to", rule.name), message);
         }
     }
 
@@ -515,6 +624,7 @@ impl Checker<'_> {
         let cc = self.mailboxes(&format!("{place}, cc"), &file.cc);
         let bcc = self.mailboxes(&format!("{place}, bcc"), &file.bcc);
         self.recipient_count(place, &file);
+        let chat = self.chat_webhook(place, file.chat_webhook_env.as_deref());
         let reply_to = file.reply_to.as_deref();
         let reply_to = reply_to.map(|t| self.mailbox(&format!("{place}, reply_to"), t));
         let from = file
@@ -533,6 +643,7 @@ impl Checker<'_> {
             to,
             cc,
             bcc,
+            chat: chat?,
             reply_to: reply_to.map_or(Some(None), |r| r.map(Some))?,
             from: from.map_or(Some(None), |f| f.map(Some))?,
             templates: Arc::new(templates?),
@@ -541,6 +652,29 @@ impl Checker<'_> {
             stop: file.stop,
             fallback: file.fallback,
         })
+    }
+
+    /// The rule's chat webhook, read from its environment variable now. The URL is a secret:
+    /// problems name the variable, never the value.
+    fn chat_webhook(&mut self, place: &str, env: Option<&str>) -> Option<Option<ChatWebhook>> {
+        let Some(env) = env else {
+            return Some(None);
+        };
+        let place = format!("{place}, chat_webhook_env");
+        let url = self.env_var(&place, env)?;
+        let parsed = url::Url::parse(&url).ok();
+        let host = parsed.as_ref().and_then(|u| u.host_str()).unwrap_or("");
+        let scheme = parsed.as_ref().map_or("", |u| u.scheme());
+        if !(scheme == "https" || (scheme == "http" && is_loopback(host))) || host.is_empty() {
+            let message = format!("environment variable {env} does not hold an https:// URL");
+            self.report(place, message);
+            return None;
+        }
+        let url = Secret::new(url);
+        Some(Some(ChatWebhook {
+            env: env.to_owned(),
+            url,
+        }))
     }
 
     fn download_link(&mut self, place: &str, secs: Option<u64>) -> Option<Duration> {
@@ -558,8 +692,9 @@ impl Checker<'_> {
 
     fn recipient_count(&mut self, place: &str, file: &RuleFile) {
         let count = file.to.len() + file.cc.len() + file.bcc.len();
-        if count == 0 {
-            self.report(place, "no recipients: set at least one of to, cc or bcc");
+        if count == 0 && file.chat_webhook_env.is_none() {
+            let message = "no recipients: set at least one of to, cc or bcc, or chat_webhook_env";
+            self.report(place, message);
         } else if count > MAX_RECIPIENTS {
             let message = format!("{count} recipients; at most {MAX_RECIPIENTS} per message");
             self.report(place, message + " (use a mailing list address)");
@@ -1014,6 +1149,173 @@ mod tests {
         assert!(found[0].starts_with("[sender] tls: credentials would cross the network"));
     }
 
+    /// Checks `text` with the API keys and webhook URLs the HTTP sender tests name.
+    fn check_http(text: &str) -> Result<Config, ConfigError> {
+        let env = |name: &str| match name {
+            "SENDGRID_API_KEY" => Some("SG.key".to_owned()),
+            "MAILGUN_API_KEY" => Some("key-mg".to_owned()),
+            "SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T/B/SECRET".to_owned()),
+            "PLAIN_WEBHOOK_URL" => Some("http://chat.example.com/hook/SECRET".to_owned()),
+            _ => None,
+        };
+        parse(text, Origin::BuiltIn, &env)
+    }
+
+    fn http_problems(text: &str) -> Vec<String> {
+        match check_http(text) {
+            Ok(_) => panic!("expected problems"),
+            Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn sendgrid_sender_resolves_with_defaults_and_an_eu_url() {
+        let text = r#"
+            [sender]
+            type = "sendgrid"
+            from = "Uploads <uploads@example.com>"
+            api_key_env = "SENDGRID_API_KEY"
+        "#;
+        let config = check_http(&format!("{text}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::SendGrid(sendgrid) = &config.sender.kind else {
+            panic!("expected sendgrid");
+        };
+        assert_eq!(sendgrid.api_url, "https://api.sendgrid.com");
+        assert_eq!(sendgrid.api_key.expose(), "SG.key");
+        assert_eq!(sendgrid.http.max_wait, Duration::from_secs(10));
+        assert!(!format!("{config:?}").contains("SG.key"));
+
+        let eu = text.to_owned()
+            + "api_url = \"https://api.eu.sendgrid.com/\"\nrate_limit_wait_secs = 0\n";
+        let config = check_http(&format!("{eu}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::SendGrid(sendgrid) = &config.sender.kind else {
+            panic!("expected sendgrid");
+        };
+        assert_eq!(sendgrid.api_url, "https://api.eu.sendgrid.com");
+        assert_eq!(sendgrid.http.max_wait, Duration::ZERO);
+    }
+
+    #[test]
+    fn mailgun_sender_resolves() {
+        let text = r#"
+            [sender]
+            type = "mailgun"
+            from = "uploads@mg.example.com"
+            domain = "mg.example.com"
+            api_key_env = "MAILGUN_API_KEY"
+            api_url = "https://api.eu.mailgun.net"
+            timeout_secs = 5
+        "#;
+        let config = check_http(&format!("{text}{SES_RULE}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let SenderKind::Mailgun(mailgun) = &config.sender.kind else {
+            panic!("expected mailgun");
+        };
+        assert_eq!(mailgun.api_url, "https://api.eu.mailgun.net");
+        assert_eq!(mailgun.domain, "mg.example.com");
+        assert_eq!(mailgun.api_key.expose(), "key-mg");
+        assert_eq!(mailgun.http.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn http_sender_problems_are_all_reported() {
+        let text = r#"
+            [sender]
+            type = "mailgun"
+            from = "uploads@mg.example.com"
+            domain = "mg.example.com/../x"
+            api_key_env = "MAILGUN_KEY_NOT_SET"
+            api_url = "http://api.mailgun.net/v3"
+            timeout_secs = 0
+        "#;
+        let found = http_problems(&format!("{text}{SES_RULE}"));
+        let expected = [
+            "[sender] api_url: \"http://api.mailgun.net/v3\" must be https://host[:port]",
+            "[sender] domain: \"mg.example.com/../x\" is not a domain name",
+            "[sender] api_key_env: environment variable MAILGUN_KEY_NOT_SET is not set",
+            "[sender] timeout_secs: must be at least 1",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(
+                found.starts_with(expected),
+                "{found:?} should start with {expected:?}"
+            );
+        }
+        let sendgrid = "[sender]\ntype = \"sendgrid\"\nfrom = \"a@example.com\"\n";
+        let found = http_problems(&format!("{sendgrid}{SES_RULE}"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("[sender]: missing field `api_key_env`"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn sendgrid_needs_a_to_recipient_in_every_rule() {
+        let text = r#"
+            [sender]
+            type = "sendgrid"
+            from = "a@example.com"
+            api_key_env = "SENDGRID_API_KEY"
+            [[rule]]
+            name = "quiet"
+            bcc = ["a@example.com"]
+        "#;
+        let found = http_problems(text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("rule \"quiet\", to: sendgrid needs"),
+            "{found:#?}"
+        );
+    }
+
+    const OUTBOX: &str = "[sender]\ntype = \"outbox\"\nfrom = \"a@example.com\"\n";
+
+    #[test]
+    fn a_chat_webhook_makes_recipients_optional() {
+        let text = r#"
+            [[rule]]
+            name = "chat-only"
+            chat_webhook_env = "SLACK_WEBHOOK_URL"
+            [[rule]]
+            name = "both"
+            to = ["a@example.com"]
+            chat_webhook_env = "SLACK_WEBHOOK_URL"
+        "#;
+        let config = check_http(&format!("{OUTBOX}{text}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let chat = config.rules[0].chat.as_ref().expect("chat webhook");
+        assert_eq!(chat.env, "SLACK_WEBHOOK_URL");
+        assert!(chat.url.expose().ends_with("/SECRET"));
+        assert!(!config.rules[0].has_recipients());
+        assert!(config.rules[1].has_recipients() && config.rules[1].chat.is_some());
+        assert!(!format!("{config:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn chat_webhook_problems_name_the_variable_never_the_url() {
+        let text = r#"
+            [[rule]]
+            name = "unset"
+            chat_webhook_env = "NOT_SET"
+            [[rule]]
+            name = "plain"
+            chat_webhook_env = "PLAIN_WEBHOOK_URL"
+            [[rule]]
+            name = "nobody"
+            prefix = "x/"
+        "#;
+        let found = http_problems(&format!("{OUTBOX}{text}"));
+        let expected = [
+            "rule \"unset\" (#1), chat_webhook_env: environment variable NOT_SET is not set",
+            "rule \"plain\" (#2), chat_webhook_env: environment variable PLAIN_WEBHOOK_URL \
+             does not hold an https:// URL",
+            "rule \"nobody\" (#3): no recipients: set at least one of to, cc or bcc, or \
+             chat_webhook_env",
+        ];
+        assert_eq!(found, expected);
+        assert!(!found.concat().contains("SECRET"));
+    }
+
     #[test]
     fn toml_syntax_error_is_its_own_error() {
         let err = check("[sender\n").expect_err("syntax error");
@@ -1045,16 +1347,15 @@ mod tests {
     #[test]
     fn every_serve_problem_is_reported() {
         let serve = "[serve]\nlisten = \"localhost\"\nbody_limit_bytes = 10\n\
-                     minio_token_env = \"NO_SUCH_VAR\"\nsns_topics = []\n";
+                     minio_token_env = \"NO_SUCH_VAR\"\nsns_topics = [\"uploads\"]\n";
         let found = problems(&format!("{GOOD}{serve}"));
         assert_eq!(
             found,
             [
-                "[serve]: unknown field `sns_topics`, expected one of `listen`, \
-                 `body_limit_bytes`, `minio_token_env`",
                 "[serve] listen: \"localhost\" is not an address such as \"0.0.0.0:8080\"",
                 "[serve] body_limit_bytes: must be between 1024 and 67108864",
                 "[serve] minio_token_env: environment variable NO_SUCH_VAR is not set",
+                "[serve] sns_topics: \"uploads\" is not an SNS topic ARN (arn:aws:sns:...)",
             ]
         );
     }

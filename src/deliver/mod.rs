@@ -6,14 +6,19 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lettre::message::Mailbox;
 
 use crate::config::{SenderKind, SenderSettings};
 
+pub mod chat;
+pub mod http;
+pub mod mailgun;
 pub mod memory;
 pub mod message;
 pub mod outbox;
+pub mod sendgrid;
 pub mod ses;
 pub mod smtp;
 
@@ -69,6 +74,9 @@ pub enum DeliveryError {
         reason: String,
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        /// How long the service asked us to wait before trying again (HTTP `Retry-After` or
+        /// a rate-limit reset), when it said.
+        retry_after: Option<Duration>,
     },
     /// Will fail again as it is: SMTP 5xx, rejected recipients, bad credentials.
     #[error("{sender} rejected the message: {reason}")]
@@ -84,6 +92,14 @@ impl DeliveryError {
     /// True when retrying the same message later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, DeliveryError::Transient { .. })
+    }
+
+    /// How long the service asked to be left alone before a retry, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Transient { retry_after, .. } => *retry_after,
+            DeliveryError::Permanent { .. } => None,
+        }
     }
 }
 
@@ -111,6 +127,9 @@ pub enum SetupError {
     /// The AWS SDK could not be set up for SES.
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsSetupError),
+    /// The HTTPS client for SendGrid or Mailgun could not be built.
+    #[error(transparent)]
+    Http(#[from] http::HttpSetupError),
 }
 
 /// Builds the sender a config names. Called once at start-up, inside the async runtime (the
@@ -121,6 +140,8 @@ pub async fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupEr
         SenderKind::Outbox { dir } => Ok(Arc::new(outbox::OutboxSender::new(dir)?)),
         SenderKind::Smtp(smtp) => Ok(Arc::new(smtp::SmtpSender::new(smtp)?)),
         SenderKind::Ses(ses) => Ok(Arc::new(ses::SesSender::new(ses).await?)),
+        SenderKind::SendGrid(sendgrid) => Ok(Arc::new(sendgrid::SendGridSender::new(sendgrid)?)),
+        SenderKind::Mailgun(mailgun) => Ok(Arc::new(mailgun::MailgunSender::new(mailgun)?)),
     }
 }
 
@@ -136,6 +157,10 @@ pub fn describe(settings: &SenderSettings) -> String {
             Some(region) => format!("ses in {region}"),
             None => "ses (region from the AWS environment)".into(),
         },
+        SenderKind::SendGrid(sendgrid) => format!("sendgrid at {}", sendgrid.api_url),
+        SenderKind::Mailgun(mailgun) => {
+            format!("mailgun at {} for {}", mailgun.api_url, mailgun.domain)
+        }
     }
 }
 

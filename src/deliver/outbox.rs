@@ -120,6 +120,7 @@ fn write_failed(dir: &Path, err: io::Error) -> DeliveryError {
             sender: NAME,
             reason,
             source,
+            retry_after: None,
         }
     }
 }

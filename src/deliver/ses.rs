@@ -250,6 +250,7 @@ fn transient(reason: String) -> DeliveryError {
         sender: NAME,
         reason,
         source: None,
+        retry_after: None,
     }
 }
 

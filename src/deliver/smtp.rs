@@ -179,6 +179,7 @@ fn timed_out(deadline: Duration) -> DeliveryError {
         sender: NAME,
         reason: format!("no answer within {} seconds", deadline.as_secs_f32()),
         source: None,
+        retry_after: None,
     }
 }
 
@@ -204,6 +205,7 @@ fn classify(err: lettre::transport::smtp::Error) -> DeliveryError {
             sender: NAME,
             reason,
             source: None,
+            retry_after: None,
         }
     } else {
         DeliveryError::Permanent {

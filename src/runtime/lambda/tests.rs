@@ -55,6 +55,7 @@ impl Sender for Flaky {
             sender: "flaky",
             reason: reason.to_owned(),
             source: None,
+            retry_after: None,
         };
         if to.iter().any(|a| a == "greylisted@example.com") {
             return Box::pin(async move { Err(refused("451 try again later")) });

@@ -436,6 +436,7 @@ impl Sender for FailingSender {
                 sender,
                 reason,
                 source,
+                retry_after: None,
             }
         } else {
             DeliveryError::Permanent {
