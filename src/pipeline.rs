@@ -368,7 +368,12 @@ async fn send_once(
             return Outcome::Duplicate { rule, message_id };
         }
         Ok(Claim::Busy) => {
-            let error = "another delivery of this upload is being sent right now".to_owned();
+            // Another process holds the claim: it is sending now, or it stopped mid-send and
+            // its lease (CLAIM_LEASE) has to run out before a redelivery may send.
+            let error = "another delivery of this upload holds its claim (sending now, or \
+                         stopped mid-send: the claim lapses after 10 minutes)"
+                .to_owned();
+            warn!(rule = %rule, message_id = %key, "delivery claimed elsewhere; not sent now");
             return failed(Some(rule), error, true);
         }
         Err(err) => {

@@ -11,6 +11,14 @@ use herald::runtime::lambda;
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda::init_tracing();
+    // The runtime library panics without Lambda's environment; say what is wrong instead.
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        tracing::error!(
+            "not running under AWS Lambda (AWS_LAMBDA_RUNTIME_API is not set); \
+             run one event locally with `herald invoke`"
+        );
+        return ExitCode::FAILURE;
+    }
     let handler = match lambda::init().await {
         Ok(handler) => handler,
         Err(err) => {

@@ -25,7 +25,10 @@ pub struct Args {
 pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let origin = super::origin(flag);
     if origin == Origin::BuiltIn {
-        bail!("herald serve needs a config file: --config FILE, $HERALD_CONFIG or ./herald.toml");
+        bail!(
+            "herald serve needs a config: --config FILE, $HERALD_CONFIG, $HERALD_CONFIG_TOML \
+             or ./herald.toml"
+        );
     }
     let config = super::load(origin)?;
     let port = std::env::var("PORT").ok();

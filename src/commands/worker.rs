@@ -29,7 +29,10 @@ pub struct Args {
 pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let origin = super::origin(flag);
     if origin == Origin::BuiltIn {
-        bail!("herald worker needs a config file: --config FILE, $HERALD_CONFIG or ./herald.toml");
+        bail!(
+            "herald worker needs a config: --config FILE, $HERALD_CONFIG, $HERALD_CONFIG_TOML \
+             or ./herald.toml"
+        );
     }
     let config = super::load(origin)?;
     super::tokio_runtime()?.block_on(async move {

@@ -39,7 +39,10 @@ const CONCURRENCY: usize = 8;
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// No config file was found where Lambda looks.
-    #[error("no config: set HERALD_CONFIG or put {CONFIG_FILE} beside the bootstrap binary")]
+    #[error(
+        "no config: set HERALD_CONFIG (a path) or HERALD_CONFIG_TOML (the TOML itself), or put \
+         {CONFIG_FILE} beside the bootstrap binary"
+    )]
     NoConfig,
     /// The config file is missing, unreadable or invalid.
     #[error(transparent)]
@@ -55,10 +58,12 @@ pub enum InitError {
 /// Why an invocation is reported to Lambda as failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
-    /// Some notifications failed in a way a retry may fix (SMTP 4xx, timeouts).
-    #[error("{failed} notification(s) failed and may succeed on retry")]
-    Transient {
-        /// How many emails or records failed transiently.
+    /// Some notifications were not delivered. Failing the invocation makes Lambda retry the
+    /// event and then hand it to the function's failure destination, where it waits to be
+    /// replayed; the dedupe store keeps the emails that did go out from going twice.
+    #[error("{failed} notification(s) not delivered; the event is retried, then dead-lettered")]
+    Undelivered {
+        /// How many emails or records failed.
         failed: usize,
     },
     /// The SQS batch itself cannot be split into messages.
@@ -69,7 +74,7 @@ pub enum InvocationError {
 impl From<InvocationError> for Diagnostic {
     fn from(err: InvocationError) -> Self {
         let error_type = match err {
-            InvocationError::Transient { .. } => "Herald.TransientFailure",
+            InvocationError::Undelivered { .. } => "Herald.Undelivered",
             InvocationError::Batch(_) => "Herald.BadBatch",
         };
         Diagnostic {
@@ -174,7 +179,11 @@ impl Handler {
         json!({ "batchItemFailures": failures })
     }
 
-    /// Handles one SQS message; returns its id when a retry may deliver what failed.
+    /// Handles one SQS message; returns its id when anything in it was not delivered.
+    ///
+    /// A permanent failure is named too: SQS then redelivers it until the queue's
+    /// `maxReceiveCount` moves it to the dead-letter queue, where it waits for the cause to
+    /// be fixed and a redrive. Acknowledging it would lose the notification.
     async fn message(&self, message: Message) -> Option<String> {
         let id = message.message_id;
         let span = tracing::debug_span!("message", message_id = %id);
@@ -182,7 +191,7 @@ impl Handler {
         match handled.instrument(span).await {
             Ok(report) => {
                 log_permanent(&report, Some(&id));
-                (transient_failures(&report) > 0).then_some(id)
+                (failures(&report) > 0).then_some(id)
             }
             Err(err) => {
                 unreadable_body(&id, message.body.as_bytes(), &err);
@@ -207,28 +216,21 @@ impl Handler {
         };
         log_permanent(&report, None);
         debug!(counts = ?report.counts(), "payload handled");
-        match transient_failures(&report) {
+        match failures(&report) {
             0 => Ok(json!({ "counts": report.counts() })),
-            failed => Err(InvocationError::Transient { failed }),
+            failed => Err(InvocationError::Undelivered { failed }),
         }
     }
 }
 
-/// How many entries failed in a way a retry may fix.
-fn transient_failures(report: &Report) -> usize {
-    let transient = |entry: &&Entry| {
-        matches!(
-            entry.outcome,
-            Outcome::Failed {
-                transient: true,
-                ..
-            }
-        )
-    };
-    report.entries.iter().filter(transient).count()
+/// How many entries were not delivered, for whatever reason.
+fn failures(report: &Report) -> usize {
+    let failed = |entry: &&Entry| matches!(entry.outcome, Outcome::Failed { .. });
+    report.entries.iter().filter(failed).count()
 }
 
-/// Logs every permanent failure: these notifications are lost unless an operator acts.
+/// Logs every permanent failure: these notifications reach the dead-letter queue after their
+/// retries and wait there until an operator fixes the cause and replays them.
 fn log_permanent(report: &Report, message_id: Option<&str>) {
     for entry in &report.entries {
         let Outcome::Failed {
@@ -250,7 +252,7 @@ fn log_permanent(report: &Report, message_id: Option<&str>) {
             key,
             rule = rule.as_deref(),
             error = %error,
-            "notification failed permanently; not retried"
+            "notification failed permanently; bound for the dead-letter queue"
         );
     }
 }

@@ -211,7 +211,7 @@ def test_config_toml_is_what_the_parameters_say(template, variant):
 
     assert config["sender"] == {"type": "ses", "from": "Uploads <uploads@example.com>"}
     assert config["dedupe"] == {
-        "type": "dynamodb", "table": physical_id("DedupeTable"), "retention_days": 7,
+        "type": "dynamodb", "table": physical_id("DedupeTable"), "retention_days": 14,
     }
     [rule] = config["rule"]
     assert rule["bucket"] == "acme-uploads"

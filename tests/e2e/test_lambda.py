@@ -140,8 +140,9 @@ def test_transient_failure_of_a_direct_event_is_an_invocation_error(function):
     api, bootstrap, recorder = function
     _, (kind, body) = api.invoke(s3_event("greylisted/report.pdf"))
     assert kind == "error", "".join(bootstrap.output)
-    assert body["errorType"] == "Herald.TransientFailure"
-    assert body["errorMessage"] == "1 notification(s) failed and may succeed on retry"
+    assert body["errorType"] == "Herald.Undelivered"
+    assert body["errorMessage"] == (
+        "1 notification(s) not delivered; the event is retried, then dead-lettered")
 
 
 def test_missing_config_stops_the_container_at_init(tmp_path):

@@ -135,11 +135,17 @@ async fn batch_names_only_the_transiently_failed_message() -> TestResult {
 }
 
 #[tokio::test]
-async fn permanent_failures_are_not_redelivered() -> TestResult {
+async fn permanent_failures_are_named_so_they_reach_the_dead_letter_queue() -> TestResult {
     let (handler, _) = handler()?;
-    let batch = sqs_batch(&[("m-1", s3_event("bounced/b.csv")?.to_string())]);
+    let batch = sqs_batch(&[
+        ("m-1", s3_event("bounced/b.csv")?.to_string()),
+        ("m-2", s3_event("inbox/fine.csv")?.to_string()),
+    ]);
     let reply = handler.invoke(batch).await?;
-    assert_eq!(reply, json!({"batchItemFailures": []}));
+    assert_eq!(
+        reply,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]})
+    );
     Ok(())
 }
 
@@ -224,19 +230,20 @@ async fn direct_transient_failure_fails_the_invocation() -> TestResult {
     let (handler, _) = handler()?;
     let got = handler.invoke(s3_event("greylisted/x.pdf")?).await;
     assert!(
-        matches!(got, Err(InvocationError::Transient { failed: 1 })),
+        matches!(got, Err(InvocationError::Undelivered { failed: 1 })),
         "{got:?}"
     );
-    let diagnostic = Diagnostic::from(InvocationError::Transient { failed: 1 });
-    assert_eq!(diagnostic.error_type, "Herald.TransientFailure");
+    let diagnostic = Diagnostic::from(InvocationError::Undelivered { failed: 1 });
+    assert_eq!(diagnostic.error_type, "Herald.Undelivered");
     Ok(())
 }
 
 #[tokio::test]
-async fn direct_permanent_failure_is_dropped() -> TestResult {
+async fn direct_permanent_failure_fails_the_invocation_for_the_failure_destination() -> TestResult {
     let (handler, _) = handler()?;
-    let reply = handler.invoke(s3_event("bounced/x.pdf")?).await?;
-    assert_eq!(reply["counts"]["failed"], json!(1));
+    let got = handler.invoke(s3_event("bounced/x.pdf")?).await;
+    let undelivered = matches!(got, Err(InvocationError::Undelivered { failed: 1 }));
+    assert!(undelivered, "{got:?}");
     Ok(())
 }
 
