@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use herald::config::Origin;
-use herald::pipeline::{Delivery, Pipeline};
 use herald::runtime::serve::{self, AppState, Receiver};
 use herald::sources::sns_https::{SnsHttps, SnsHttpsOptions};
-use herald::{dedupe, deliver, links};
+use herald::{dedupe, deliver, runtime};
 
 /// Arguments of `herald serve`.
 #[derive(Debug, clap::Args)]
@@ -34,10 +34,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let port = std::env::var("PORT").ok();
     let listen = serve::listen_address(args.listen, port.as_deref(), config.serve.listen)?;
     super::tokio_runtime()?.block_on(async move {
-        let sender = deliver::build(&config.sender).await?;
-        let store = dedupe::build(&config)
-            .await
-            .context("cannot set up [dedupe]")?;
+        let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
         println!(
             "herald serve: delivery {}",
             deliver::describe(&config.sender)
@@ -57,12 +54,8 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         );
         let sns = sns_receiver(&config.serve.sns_topics)?;
 
-        let links = links::for_config(&config).await;
         let token = config.serve.minio_token.clone();
         let body_limit = config.serve.body_limit;
-        let pipeline = Pipeline::new(config, Delivery::Send(sender))
-            .with_dedupe(store)
-            .with_links(links);
         let mut state = AppState::new(pipeline, token);
         if let Some(sns) = sns {
             state = state.with_sns(sns);

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use herald::config::Origin;
-use herald::pipeline::{Delivery, Pipeline};
 use herald::runtime::worker::{Worker, WorkerOptions};
-use herald::{dedupe, deliver, links};
+use herald::{dedupe, deliver, runtime};
 
 /// Arguments of `herald worker`.
 #[derive(Debug, clap::Args)]
@@ -36,20 +36,13 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     }
     let config = super::load(origin)?;
     super::tokio_runtime()?.block_on(async move {
-        let sender = deliver::build(&config.sender).await?;
-        let store = dedupe::build(&config)
-            .await
-            .context("cannot set up [dedupe]")?;
+        let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
         println!(
             "herald worker: delivery {}",
             deliver::describe(&config.sender)
         );
         println!("herald worker: dedupe {}", dedupe::describe(&config));
 
-        let links = links::for_config(&config).await;
-        let pipeline = Pipeline::new(config, Delivery::Send(sender))
-            .with_dedupe(store)
-            .with_links(links);
         let options = WorkerOptions {
             queue_url: args.queue_url.clone(),
             concurrency: usize::from(args.concurrency),

@@ -22,12 +22,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::aws::AwsSetupError;
 use crate::config::{self, Config, ConfigError, Origin};
+use crate::dedupe;
 use crate::deliver::{self, SetupError};
-use crate::pipeline::{Delivery, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::record::{Entry, Outcome, Report};
 use crate::sources::sqs::{self, Message};
 use crate::sources::{SourceError, json_kind};
-use crate::{dedupe, links};
 
 /// The config file's name beside the bootstrap binary, in `LAMBDA_TASK_ROOT`.
 pub const CONFIG_FILE: &str = "herald.toml";
@@ -118,14 +118,9 @@ pub fn load_config() -> Result<Arc<Config>, InitError> {
 /// pipeline, once per container. Must run inside the async runtime, which the SMTP pool needs.
 pub async fn init() -> Result<Handler, InitError> {
     let config = load_config()?;
-    let sender = deliver::build(&config.sender).await?;
-    let store = dedupe::build(&config).await?;
-    let links = links::for_config(&config).await;
+    let pipeline = super::configured_pipeline(Arc::clone(&config)).await?;
     info!(sender = %deliver::describe(&config.sender), rules = config.rules.len(),
-        dedupe = store.name(), "ready");
-    let pipeline = Pipeline::new(config, Delivery::Send(sender))
-        .with_dedupe(store)
-        .with_links(links);
+        dedupe = %dedupe::describe(&config), "ready");
     Ok(Handler::new(pipeline))
 }
 

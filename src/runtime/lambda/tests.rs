@@ -10,6 +10,7 @@ use crate::config::validate;
 use crate::dedupe::MemoryStore;
 use crate::deliver::memory::MemorySender;
 use crate::deliver::{DeliveryError, Email, SendFuture, Sender};
+use crate::pipeline::Delivery;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
