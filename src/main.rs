@@ -13,7 +13,7 @@ mod commands;
 #[derive(Debug, Parser)]
 #[command(name = "herald", version, about)]
 struct Cli {
-    /// Config file. Without it: $HERALD_CONFIG, then ./herald.toml.
+    /// Config file. Without it: $HERALD_CONFIG, then $HERALD_CONFIG_TOML, then ./herald.toml.
     #[arg(long, short, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -32,7 +32,7 @@ enum Command {
     Invoke(commands::invoke::Args),
     /// Long-poll an SQS queue of bucket events and deliver their emails (containers).
     Worker(commands::worker::Args),
-    /// Receive pushed events over HTTP: CloudEvents, Pub/Sub push, Event Grid, MinIO.
+    /// Receive pushed events over HTTP: CloudEvents, Pub/Sub push, Event Grid, MinIO, SNS.
     Serve(commands::serve::Args),
     /// Validate a config file and its templates, reporting every problem at once.
     Check(commands::check::Args),

@@ -137,7 +137,7 @@ impl Pipeline {
 
     /// Skips, routes, renders and delivers one upload; one entry per rule it reached.
     pub async fn handle_event(&self, index: usize, event: &ObjectCreated) -> Vec<Entry> {
-        let span = tracing::debug_span!("event", bucket = %event.bucket, key = %event.key);
+        let span = tracing::debug_span!("event", bucket = ?event.bucket, key = ?event.key);
         self.handle_event_inner(index, event).instrument(span).await
     }
 
@@ -190,12 +190,12 @@ impl Pipeline {
             .join("; ");
         match self.config.unmatched {
             UnmatchedFile::Ignore => {
-                info!(bucket = %event.bucket, key = %event.key, misses = %why,
+                info!(bucket = ?event.bucket, key = ?event.key, misses = %why,
                     "no rule matched; ignored");
                 Outcome::Unmatched { misses }
             }
             UnmatchedFile::Fail => {
-                warn!(bucket = %event.bucket, key = %event.key, misses = %why, "no rule matched");
+                error!(bucket = ?event.bucket, key = ?event.key, misses = %why, "no rule matched");
                 let error = format!("no rule matched and unmatched = \"fail\" ({why})");
                 failed(None, error, false)
             }
@@ -422,7 +422,7 @@ fn settle(result: Result<Receipt, DeliveryError>, rule: &str, key: &str, what: &
         }
         Err(err) => {
             error!(rule = %rule, channel = what, error = %err,
-                "notification rejected; it will not be retried");
+                "notification rejected; retrying cannot help");
             failed(Some(rule), err.to_string(), false)
         }
     }

@@ -1,15 +1,22 @@
 //! SMTP delivery through lettre: STARTTLS, implicit TLS or plain, optional auth, pooled
 //! connections.
 //!
+//! Herald uses lettre's blocking transport on tokio's blocking threads rather than its async
+//! one. The blocking transport times out every read and write on the socket, and a command
+//! that fails or times out marks its connection broken so the pool never hands it out again.
+//! The async transport (lettre 0.11) times out only the TCP connect; bounding a send from the
+//! outside would cancel it mid-exchange and return a connection with an unread reply to the
+//! pool, where the next send would read that stale reply as its own.
+//!
 //! lettre is built without its `tracing` feature, so its wire log (which would include the
 //! base64 `AUTH` exchange) can never be switched on; this module logs what it needs itself.
 
 use std::time::Duration;
 
+use lettre::Transport as _;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::response::Response;
-use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder, PoolConfig};
-use lettre::{AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::{PoolConfig, SmtpTransport, SmtpTransportBuilder};
 use tracing::debug;
 
 use super::{DeliveryError, Email, Receipt, SendFuture, Sender, message};
@@ -56,15 +63,6 @@ pub struct SmtpSettings {
 /// The name in receipts, errors and logs.
 const NAME: &str = "smtp";
 
-/// How many per-command timeouts one whole send may take.
-///
-/// lettre's async transport applies its timeout to the TCP connect only
-/// (`transport/smtp/client/async_net.rs` in lettre 0.11), so a server that accepts and then
-/// stalls would hold a send forever. Herald bounds the whole exchange instead: greeting,
-/// EHLO, STARTTLS, AUTH, MAIL, RCPTs, DATA and the body each get about one timeout. Revisit if
-/// lettre starts timing out reads on its async transport.
-const SEND_DEADLINE_FACTOR: u32 = 8;
-
 /// The SMTP transport could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpSetupError {
@@ -76,29 +74,20 @@ pub enum SmtpSetupError {
         #[source]
         source: lettre::transport::smtp::Error,
     },
-    /// Called outside a Tokio runtime: the connection pool spawns a task to close idle
-    /// connections, and lettre would panic without one.
-    #[error("the smtp sender must be created inside a tokio runtime")]
-    NoRuntime,
 }
 
 /// Sends email through one SMTP server, reusing up to `pool_max` open connections.
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    /// Longest time one send may take, from connect to the server's final reply.
-    deadline: Duration,
+    /// Cheap to clone: clones share one connection pool.
+    transport: SmtpTransport,
     /// `host:port`, for logs.
     server: String,
 }
 
 impl SmtpSender {
-    /// Builds the transport; connects lazily, on the first send.
-    ///
-    /// Must be called inside a Tokio runtime (see [`SmtpSetupError::NoRuntime`]).
+    /// Builds the transport; connects lazily, on the first send. `timeout` bounds every read
+    /// and write of the SMTP exchange.
     pub fn new(settings: &SmtpSettings) -> Result<SmtpSender, SmtpSetupError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SmtpSetupError::NoRuntime);
-        }
         let mut builder = builder_for(settings)?
             .port(settings.port)
             .timeout(Some(settings.timeout))
@@ -109,15 +98,14 @@ impl SmtpSender {
         }
         Ok(SmtpSender {
             transport: builder.build(),
-            deadline: settings.timeout.saturating_mul(SEND_DEADLINE_FACTOR),
             server: format!("{}:{}", settings.host, settings.port),
         })
     }
 }
 
 /// The lettre builder for the chosen transport security.
-fn builder_for(settings: &SmtpSettings) -> Result<AsyncSmtpTransportBuilder, SmtpSetupError> {
-    type Transport = AsyncSmtpTransport<Tokio1Executor>;
+fn builder_for(settings: &SmtpSettings) -> Result<SmtpTransportBuilder, SmtpSetupError> {
+    type Transport = SmtpTransport;
     let host = settings.host.as_str();
     let tls_error = |source| SmtpSetupError::Tls {
         host: host.to_owned(),
@@ -148,10 +136,11 @@ impl Sender for SmtpSender {
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
         Box::pin(async move {
             let message = message::build(email)?;
-            let sent = tokio::time::timeout(self.deadline, self.transport.send(message)).await;
+            let transport = self.transport.clone();
+            let sent = tokio::task::spawn_blocking(move || transport.send(&message)).await;
             let result = match sent {
                 Ok(result) => result.map_err(classify),
-                Err(_elapsed) => Err(timed_out(self.deadline)),
+                Err(join) => Err(send_task_failed(&join)),
             };
             match result {
                 Ok(response) => {
@@ -173,11 +162,12 @@ impl Sender for SmtpSender {
     }
 }
 
-/// The server took longer than the whole-send deadline: it may be overloaded, so retry.
-fn timed_out(deadline: Duration) -> DeliveryError {
+/// The blocking send task panicked or was cancelled at shutdown; whether the server took the
+/// message is unknown, so a retry is the safe answer (dedupe keeps it from going twice).
+fn send_task_failed(join: &tokio::task::JoinError) -> DeliveryError {
     DeliveryError::Transient {
         sender: NAME,
-        reason: format!("no answer within {} seconds", deadline.as_secs_f32()),
+        reason: format!("the send did not finish: {join}"),
         source: None,
         retry_after: None,
     }
@@ -219,9 +209,11 @@ fn classify(err: lettre::transport::smtp::Error) -> DeliveryError {
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
 
     use super::*;
@@ -359,10 +351,58 @@ mod tests {
         drop(listener);
     }
 
-    #[test]
-    fn outside_a_runtime_is_an_error_not_a_panic() {
-        let err = SmtpSender::new(&settings("127.0.0.1:25".parse().expect("addr")));
-        assert!(matches!(err, Err(SmtpSetupError::NoRuntime)));
+    #[tokio::test]
+    async fn a_timed_out_send_never_lends_its_reply_to_the_next_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut settings = settings(listener.local_addr().expect("addr"));
+        settings.timeout = Duration::from_millis(300);
+        tokio::spawn(late_then_rejecting_server(listener));
+        let sender = SmtpSender::new(&settings).expect("sender");
+
+        let first = sender
+            .send(&sample_email(None))
+            .await
+            .expect_err("times out");
+        assert!(first.is_transient(), "{first}");
+        // The server now answers the first message late and refuses every recipient: the
+        // second send must see its own 550, not the first message's late 250.
+        let second = sender.send(&sample_email(None)).await.expect_err("refused");
+        assert!(!second.is_transient(), "{second}");
+    }
+
+    /// Answers the first message's end of data a second late, then refuses every recipient.
+    /// Each connection is served on its own task, as a real server would.
+    async fn late_then_rejecting_server(listener: TcpListener) {
+        let messages = Arc::new(AtomicUsize::new(0));
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(late_then_rejecting_connection(
+                stream,
+                Arc::clone(&messages),
+            ));
+        }
+    }
+
+    async fn late_then_rejecting_connection(stream: TcpStream, messages: Arc<AtomicUsize>) {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+        let mut in_data = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            let first = messages.load(Ordering::SeqCst) == 0;
+            let rcpt = if first {
+                "250 ok\r\n"
+            } else {
+                "550 5.1.1 no such user\r\n"
+            };
+            let ending = in_data && line == ".";
+            let reply = reply_to(&line, &mut in_data, rcpt);
+            if ending && messages.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if let Some(reply) = reply {
+                let _ = write.write_all(reply.as_bytes()).await;
+            }
+        }
     }
 
     #[tokio::test]

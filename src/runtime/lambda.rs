@@ -243,8 +243,9 @@ fn log_permanent(report: &Report, message_id: Option<&str>) {
         error!(
             message_id,
             record = entry.record,
-            bucket,
-            key,
+            // Debug formatting escapes control characters, so a key cannot forge log lines.
+            bucket = ?bucket,
+            key = ?key,
             rule = rule.as_deref(),
             error = %error,
             "notification failed permanently; bound for the dead-letter queue"

@@ -77,15 +77,15 @@ impl NotifyingFs {
         let stored = match self.stored(&upload).await {
             Ok(stored) => stored,
             Err(err) => {
-                error!(bucket = %upload.bucket, key = %upload.key, error = %err,
+                error!(bucket = ?upload.bucket, key = ?upload.key, error = %err,
                     "dev upload stored but could not be read back; no event emitted");
                 return;
             }
         };
         let event = self.event(upload, stored);
-        debug!(bucket = %event.bucket, key = %event.key, size = event.size, "dev upload event");
+        debug!(bucket = ?event.bucket, key = ?event.key, size = event.size, "dev upload event");
         if let Err(lost) = self.events.send(event).await {
-            error!(bucket = %lost.0.bucket, key = %lost.0.key,
+            error!(bucket = ?lost.0.bucket, key = ?lost.0.key,
                 "dev upload event dropped: event channel closed");
         }
     }

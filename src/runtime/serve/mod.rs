@@ -3,10 +3,11 @@
 //!
 //! | route | who posts to it |
 //! | --- | --- |
-//! | `POST /cloudevents` | Eventarc (Cloud Storage to Cloud Run), Knative, any CloudEvents 1.0 sender |
+//! | `POST /cloudevents` | Eventarc (Cloud Storage to Cloud Run), Knative, CloudEvents 1.0 |
 //! | `POST /pubsub` | Pub/Sub push subscriptions of Cloud Storage notifications |
 //! | `POST /eventgrid` | Azure Event Grid, Event Grid or CloudEvents schema |
 //! | `POST /minio` | MinIO and other S3-compatible servers' webhooks |
+//! | `POST /sns` | SNS HTTPS subscriptions, signatures checked before anything is trusted |
 //! | `OPTIONS /eventgrid`, `OPTIONS /cloudevents` | the CloudEvents abuse-protection handshake |
 //! | `GET /healthz` | load balancers and orchestrators |
 //!
