@@ -25,3 +25,4 @@ pub mod route;
 pub mod runtime;
 pub mod secret;
 pub mod sources;
+pub mod store;

@@ -196,6 +196,8 @@ pub enum DedupeFile {
     Memory(MemoryDedupeFile),
     /// An Amazon DynamoDB table, shared by every process that uses it.
     DynamoDb(DynamoDbFile),
+    /// Herald's local state file: survives restarts, used by one process at a time.
+    Local(LocalDedupeFile),
 }
 
 /// `[dedupe]` with `type = "memory"`.
@@ -222,6 +224,26 @@ pub struct DynamoDbFile {
     /// a message up to 14 days). Default 7.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+}
+
+/// `[dedupe]` with `type = "local"`.
+///
+/// A redb database file on this machine. It outlives restarts, so `herald invoke` run once per
+/// event still sends each email once; only one process can have the file open at a time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalDedupeFile {
+    /// Path of the state file, relative to the working directory; its folder is created when
+    /// missing. The dead-letter store may share it. Default `.herald/state.redb`.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+    /// Days to remember a sent email. Default 7.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_state_path() -> PathBuf {
+    PathBuf::from(crate::store::DEFAULT_PATH)
 }
 
 fn default_retention_days() -> u32 {

@@ -407,6 +407,10 @@ impl Checker<'_> {
                 let table = self.table_name(dynamodb.table)?;
                 (DedupeBackend::DynamoDb { table }, dynamodb.retention_days)
             }
+            DedupeFile::Local(local) => {
+                let path = self.state_path("[dedupe] path", local.path)?;
+                (DedupeBackend::Local { path }, local.retention_days)
+            }
         };
         if days == 0 {
             let message = "must be at least 1: a sent email has to be remembered for as long as \
@@ -452,6 +456,15 @@ impl Checker<'_> {
             minio_token: token.map_or(Some(None), |t| t.map(Some))?,
             sns_topics: file.sns_topics,
         })
+    }
+
+    /// A state file path: not empty, and not a folder.
+    fn state_path(&mut self, place: &str, path: PathBuf) -> Option<PathBuf> {
+        if path.as_os_str().is_empty() || path.to_string_lossy().ends_with('/') {
+            self.report(place, format!("{path:?} is not a file path"));
+            return None;
+        }
+        Some(path)
     }
 
     /// DynamoDB table names are 3 to 255 of `a-z A-Z 0-9 _ - .`.
@@ -1007,6 +1020,21 @@ mod tests {
             dedupe.map(|d| d.retention),
             Some(Duration::from_secs(2 * 24 * 3600))
         );
+    }
+
+    #[test]
+    fn local_dedupe_takes_a_path_with_a_default() {
+        let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
+        let local = "[dedupe]\ntype = \"local\"\n";
+        let config = check(&format!("{sender}{local}{SES_RULE}"));
+        let dedupe = config.unwrap_or_else(|e| panic!("{e:?}")).dedupe;
+        let path = PathBuf::from(".herald/state.redb");
+        assert_eq!(
+            dedupe.map(|d| d.backend),
+            Some(DedupeBackend::Local { path })
+        );
+        let found = problems(&format!("{sender}{local}path = \"\"\n{SES_RULE}"));
+        assert_eq!(found, ["[dedupe] path: \"\" is not a file path"]);
     }
 
     #[test]
