@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod deadletter;
 pub mod dedupe;
 pub mod deliver;
 pub mod event;
