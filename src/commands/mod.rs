@@ -72,6 +72,11 @@ pub fn describe(outcome: &Outcome) -> String {
             let why: Vec<String> = misses.iter().map(ToString::to_string).collect();
             format!("unmatched: no rule matched ({})", why.join("; "))
         }
+        Outcome::Failed {
+            error,
+            parked: Some(id),
+            ..
+        } => format!("failed: {error} (parked as {id}: herald dlq replay {id})"),
         Outcome::Failed { error, .. } => format!("failed: {error}"),
     }
 }

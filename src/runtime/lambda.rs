@@ -228,6 +228,7 @@ fn log_permanent(report: &Report, message_id: Option<&str>) {
             rule,
             error,
             transient: false,
+            ..
         } = &entry.outcome
         else {
             continue;
