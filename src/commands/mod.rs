@@ -14,6 +14,7 @@ use herald::runtime::dev::DevEndpoint;
 pub mod check;
 pub mod demo;
 pub mod dev;
+pub mod dlq;
 pub mod invoke;
 pub mod serve;
 pub mod worker;
