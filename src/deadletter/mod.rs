@@ -144,8 +144,20 @@ impl DeadLetters {
 
     /// The entry with this id, if there is one.
     pub async fn get(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
-        let entries = self.list().await?;
-        Ok(entries.into_iter().find(|entry| entry.id == id))
+        let id = id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(redb::Error::from)?;
+            let table = match txn.open_table(ENTRIES) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(err) => return Err(redb::Error::from(err).into()),
+            };
+            match table.get(id.as_str()).map_err(redb::Error::from)? {
+                Some(row) => Ok(Some(serde_json::from_slice(row.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Removes the entry with this id; false when there was none.
