@@ -7,10 +7,10 @@
 use std::fmt;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where an event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Amazon S3 event notifications (direct, or through SNS, SQS, EventBridge).
@@ -41,7 +41,7 @@ impl fmt::Display for Provider {
 ///
 /// `key` is always decoded: sources undo the provider's URL encoding exactly once and never
 /// normalize Unicode, so the key is byte for byte what the uploader chose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectCreated {
     /// Which provider reported the event.
     pub provider: Provider,

@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod deadletter;
 pub mod dedupe;
 pub mod deliver;
 pub mod event;
@@ -25,3 +26,4 @@ pub mod route;
 pub mod runtime;
 pub mod secret;
 pub mod sources;
+pub mod store;

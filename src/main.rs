@@ -36,6 +36,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Validate a config file and its templates, reporting every problem at once.
     Check(commands::check::Args),
+    /// List, replay or drop notifications parked in the dead-letter store ([dead_letter]).
+    Dlq(commands::dlq::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => commands::worker::run(cli.config, args),
         Command::Serve(args) => commands::serve::run(cli.config, args),
         Command::Check(args) => commands::check::run(cli.config, args),
+        Command::Dlq(args) => commands::dlq::run(cli.config, args),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use crate::config::file::UnmatchedFile;
 use crate::config::{Config, Rule};
+use crate::deadletter::{DeadLetters, Failure};
 use crate::dedupe::{Claim, DedupeStore};
 use crate::deliver::chat::{self, ChatSender, ChatWebhook, WebhookSender};
 use crate::deliver::http::HttpSettings;
@@ -49,6 +50,7 @@ pub struct Pipeline {
     config: Arc<Config>,
     delivery: Delivery,
     dedupe: Option<Arc<dyn DedupeStore>>,
+    dead_letters: Option<DeadLetters>,
     links: Option<Arc<dyn LinkSigner>>,
     chat: Option<Arc<dyn ChatSender>>,
 }
@@ -63,6 +65,7 @@ impl Pipeline {
             config,
             delivery,
             dedupe: None,
+            dead_letters: None,
             links: None,
             chat,
         }
@@ -77,6 +80,15 @@ impl Pipeline {
     /// Sends each email only once per upload and rule, as remembered by `store`.
     pub fn with_dedupe(mut self, store: Arc<dyn DedupeStore>) -> Self {
         self.dedupe = Some(store);
+        self
+    }
+
+    /// Parks each rule's notification that failed for good (a permanent delivery error on any
+    /// of its channels, or a template that cannot render) in `store`, and names the entry in
+    /// the failed outcomes (`parked`). Transient failures are not parked: whoever delivered the
+    /// event retries them. What the runtime does with the failure does not change.
+    pub fn with_dead_letters(mut self, store: DeadLetters) -> Self {
+        self.dead_letters = Some(store);
         self
     }
 
@@ -202,9 +214,26 @@ impl Pipeline {
         }
     }
 
+    /// Runs one rule's notification again for a parked upload (`herald dlq replay`), on every
+    /// channel of the rule; channels already delivered come back as duplicates when a dedupe
+    /// store is set. `None` when the config has no rule of that name any more.
+    pub async fn replay(&self, rule: &str, event: &ObjectCreated) -> Option<Vec<Outcome>> {
+        let rule = self.config.rules.iter().find(|r| r.name == rule)?;
+        Some(self.notify(rule, event).await)
+    }
+
+    /// Delivers one rule's notification and parks it when it failed for good.
+    async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
+        let mut outcomes = self.deliver(rule, event).await;
+        if let Some(store) = &self.dead_letters {
+            park(store, rule, event, &mut outcomes).await;
+        }
+        outcomes
+    }
+
     /// Renders one rule's notification and delivers it on each of the rule's channels (email,
     /// chat webhook), or keeps it, in a dry run: one outcome per channel.
-    async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
+    async fn deliver(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
         let (email, link) = match self.render(rule, event).await {
             Ok(rendered) => rendered,
             Err(message) => {
@@ -320,6 +349,50 @@ impl Pipeline {
                 warn!(rule = %rule.name, error = %err, "download link left out");
                 None
             }
+        }
+    }
+}
+
+/// Parks the rule's notification once when any channel failed for good, and marks those
+/// outcomes with the entry's id. A store that cannot take it is logged; the failure stands.
+async fn park(store: &DeadLetters, rule: &Rule, event: &ObjectCreated, outcomes: &mut [Outcome]) {
+    let errors: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Failed {
+                error,
+                transient: false,
+                ..
+            } => Some(error.as_str()),
+            _ => None,
+        })
+        .collect();
+    if errors.is_empty() {
+        return;
+    }
+    let error = errors.join("; ");
+    let failure = Failure {
+        rule: &rule.name,
+        event,
+        error: &error,
+        transient: false,
+    };
+    let id = match store.park(failure).await {
+        Ok(id) => id,
+        Err(err) => {
+            error!(rule = %rule.name, error = %err, "failed notification not parked");
+            return;
+        }
+    };
+    info!(rule = %rule.name, id = %id, "failed notification parked for herald dlq");
+    for outcome in outcomes {
+        if let Outcome::Failed {
+            transient: false,
+            parked,
+            ..
+        } = outcome
+        {
+            *parked = Some(id.clone());
         }
     }
 }
@@ -453,6 +526,7 @@ fn failed(rule: Option<&str>, error: String, transient: bool) -> Outcome {
         rule: rule.map(str::to_owned),
         error,
         transient,
+        parked: None,
     }
 }
 
@@ -465,7 +539,7 @@ mod tests {
     use crate::dedupe::MemoryStore;
     use crate::deliver::chat::MemoryChat;
     use crate::deliver::memory::MemorySender;
-    use crate::record::Outcome;
+    use crate::record::{Outcome, Report};
 
     fn pipeline(sender: Arc<MemorySender>) -> Pipeline {
         let config = config::load(Origin::BuiltIn).unwrap_or_else(|e| panic!("{e}"));
@@ -527,6 +601,118 @@ mod tests {
             .with_dedupe(store)
             .with_chat(chat.clone());
         (pipeline, chat)
+    }
+
+    /// A sender that refuses every email, for good or for now.
+    struct Refusing {
+        transient: bool,
+    }
+
+    impl Sender for Refusing {
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+
+        fn send<'a>(&'a self, _: &'a Email) -> crate::deliver::SendFuture<'a> {
+            let (sender, reason) = ("refusing", "550 mailbox unavailable".to_owned());
+            let err = match self.transient {
+                true => DeliveryError::Transient {
+                    sender,
+                    reason,
+                    source: None,
+                    retry_after: None,
+                },
+                false => DeliveryError::Permanent {
+                    sender,
+                    reason,
+                    source: None,
+                },
+            };
+            Box::pin(async move { Err(err) })
+        }
+    }
+
+    /// A pipeline over `rules` (TOML) sending through `sender`, parking in a state file in
+    /// `dir`.
+    fn parking_pipeline(
+        rules: &str,
+        sender: Arc<dyn Sender>,
+        dir: &tempfile::TempDir,
+    ) -> Result<(Pipeline, DeadLetters), Box<dyn std::error::Error>> {
+        let text = format!("[sender]\ntype = \"outbox\"\nfrom = \"h@example.com\"\n{rules}");
+        let config = config::validate::parse(&text, Origin::BuiltIn, &|_| None)?;
+        let store = DeadLetters::open(&crate::deadletter::DeadLetterSettings {
+            path: dir.path().join("state.redb"),
+            max_entries: 10,
+            max_age: Duration::from_secs(3600),
+        })?;
+        let pipeline = Pipeline::new(Arc::new(config), Delivery::Send(sender))
+            .with_dead_letters(store.clone());
+        Ok((pipeline, store))
+    }
+
+    const RULE: &str = "[[rule]]\nname = \"all\"\nto = [\"a@example.com\"]\n";
+
+    fn parked(report: &Report) -> Vec<Option<String>> {
+        let parked = report.entries.iter().filter_map(|e| match &e.outcome {
+            Outcome::Failed { parked, .. } => Some(parked.clone()),
+            _ => None,
+        });
+        parked.collect()
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_parked_and_named() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let refusing = Arc::new(Refusing { transient: false });
+        let (pipeline, store) = parking_pipeline(RULE, refusing, &dir)?;
+        let report = pipeline.handle_payload(PUT).await?;
+
+        let entries = store.list().await?;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(parked(&report), [Some(entries[0].id.clone())]);
+        assert_eq!(entries[0].rule, "all");
+        assert!(entries[0].error.contains("550"), "{entries:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_left_to_the_platform() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let refusing = Arc::new(Refusing { transient: true });
+        let (pipeline, store) = parking_pipeline(RULE, refusing, &dir)?;
+        let report = pipeline.handle_payload(PUT).await?;
+        assert_eq!(parked(&report), [None]);
+        assert!(store.list().await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_render_failure_is_parked_and_replays_once_fixed()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        // Divides by zero only for the fixture's 48213-byte object, so `herald check`'s trial
+        // render passes and the real one fails.
+        let broken = format!("{RULE}subject = \"{{{{ 1 // (object.size - 48213) }}}}\"\n");
+        let sender = Arc::new(MemorySender::new());
+        let (pipeline, store) = parking_pipeline(&broken, sender.clone(), &dir)?;
+        let report = pipeline.handle_payload(PUT).await?;
+        let entry = store.list().await?.pop().ok_or("parked entry")?;
+        assert_eq!(parked(&report), [Some(entry.id.clone())]);
+
+        let fixed = parking_pipeline(RULE, sender.clone(), &dir)?.0;
+        let outcomes = fixed
+            .replay(&entry.rule, &entry.event)
+            .await
+            .ok_or("rule")?;
+        assert!(
+            matches!(outcomes[..], [Outcome::Sent { .. }]),
+            "{outcomes:?}"
+        );
+        assert_eq!(sender.sent().len(), 1);
+        assert!(fixed.replay("gone", &entry.event).await.is_none());
+        Ok(())
     }
 
     const BOTH: &str = "[[rule]]\nname = \"both\"\nto = [\"a@example.com\"]\n\

@@ -88,6 +88,8 @@ pub enum Outcome {
         error: String,
         /// Whether a later retry may succeed.
         transient: bool,
+        /// The dead-letter entry that keeps it for `herald dlq replay`, when it was parked.
+        parked: Option<String>,
     },
 }
 
@@ -232,7 +234,11 @@ fn outcome_json(outcome: &Outcome) -> Value {
             rule,
             error,
             transient,
-        } => json!({ "outcome": "failed", "rule": rule, "error": error, "transient": transient }),
+            parked,
+        } => json!({
+            "outcome": "failed", "rule": rule, "error": error, "transient": transient,
+            "parked": parked,
+        }),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use herald::deadletter::DeadLetters;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::render::format::visible;
 use herald::runtime::dev::{DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions};
@@ -51,9 +52,13 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         // Remembers sent emails (in memory without [dedupe]), so a client retrying an
         // upload's request does not produce a second email.
         let dedupe = dedupe::build(&config).await?;
-        let pipeline = Pipeline::new(config, Delivery::Send(sender))
+        let dead_letters = config.dead_letter.as_ref().map(DeadLetters::open);
+        let mut pipeline = Pipeline::new(config, Delivery::Send(sender))
             .with_dedupe(dedupe)
             .with_links(local_links(&endpoint));
+        if let Some(store) = dead_letters.transpose()? {
+            pipeline = pipeline.with_dead_letters(store);
+        }
         let worker = tokio::spawn(local::run(pipeline, events_rx, handled_tx));
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use herald::deadletter::DeadLetters;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::record::{Entry, Outcome, Report};
 use herald::render::format::visible;
@@ -44,10 +45,17 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             (Some(_), Delivery::Send(_)) => Some(dedupe::build(&config).await?),
             _ => None,
         };
+        let dead_letters = match (&config.dead_letter, &delivery) {
+            (Some(settings), Delivery::Send(_)) => Some(DeadLetters::open(settings)?),
+            _ => None,
+        };
         let links = links::for_config(&config).await;
         let mut pipeline = Pipeline::new(config, delivery).with_links(links);
         if let Some(store) = dedupe {
             pipeline = pipeline.with_dedupe(store);
+        }
+        if let Some(store) = dead_letters {
+            pipeline = pipeline.with_dead_letters(store);
         }
         anyhow::Ok(pipeline.handle_payload(&payload).await?)
     })?;

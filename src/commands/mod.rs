@@ -14,6 +14,7 @@ use herald::runtime::dev::DevEndpoint;
 pub mod check;
 pub mod demo;
 pub mod dev;
+pub mod dlq;
 pub mod invoke;
 pub mod serve;
 pub mod worker;
@@ -72,6 +73,11 @@ pub fn describe(outcome: &Outcome) -> String {
             let why: Vec<String> = misses.iter().map(ToString::to_string).collect();
             format!("unmatched: no rule matched ({})", why.join("; "))
         }
+        Outcome::Failed {
+            error,
+            parked: Some(id),
+            ..
+        } => format!("failed: {error} (parked as {id}: herald dlq replay {id})"),
         Outcome::Failed { error, .. } => format!("failed: {error}"),
     }
 }

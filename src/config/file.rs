@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "sender",
     "time_zone",
     "skip",
     "unmatched",
     "dedupe",
+    "dead_letter",
     "serve",
     "rule",
 ];
@@ -196,6 +197,8 @@ pub enum DedupeFile {
     Memory(MemoryDedupeFile),
     /// An Amazon DynamoDB table, shared by every process that uses it.
     DynamoDb(DynamoDbFile),
+    /// Herald's local state file: survives restarts, used by one process at a time.
+    Local(LocalDedupeFile),
 }
 
 /// `[dedupe]` with `type = "memory"`.
@@ -222,6 +225,53 @@ pub struct DynamoDbFile {
     /// a message up to 14 days). Default 7.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+}
+
+/// `[dedupe]` with `type = "local"`.
+///
+/// A redb database file on this machine. It outlives restarts, so `herald invoke` run once per
+/// event still sends each email once; only one process can have the file open at a time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalDedupeFile {
+    /// Path of the state file, relative to the working directory; its folder is created when
+    /// missing. The dead-letter store may share it. Default `.herald/state.redb`.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+    /// Days to remember a sent email. Default 7.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+/// `[dead_letter]`: keep notifications that failed for good (a permanent delivery error, a
+/// template that cannot render) in the local state file, for `herald dlq` to list, replay or
+/// drop. Without this section nothing is parked. Used by `herald invoke` and `herald dev`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterFile {
+    /// Path of the state file, relative to the working directory; the same file as a local
+    /// `[dedupe]` store by default. Default `.herald/state.redb`.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+    /// Most entries kept; parking one more drops the oldest, with a warning. Default 1000.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: u32,
+    /// Days an entry is kept after its last failure; older ones are dropped, with a warning,
+    /// the next time something is parked. Default 30.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+}
+
+fn default_max_entries() -> u32 {
+    crate::deadletter::DEFAULT_MAX_ENTRIES
+}
+
+fn default_max_age_days() -> u32 {
+    crate::deadletter::DEFAULT_MAX_AGE_DAYS
+}
+
+fn default_state_path() -> PathBuf {
+    PathBuf::from(crate::store::DEFAULT_PATH)
 }
 
 fn default_retention_days() -> u32 {

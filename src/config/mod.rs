@@ -10,6 +10,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
 
+use crate::deadletter::DeadLetterSettings;
 use crate::dedupe::DedupeSettings;
 use crate::deliver::chat::ChatWebhook;
 use crate::deliver::mailgun::MailgunSettings;
@@ -55,6 +56,8 @@ pub struct Config {
     pub unmatched: file::UnmatchedFile,
     /// Where sent emails are remembered; `None` when the file has no `[dedupe]`.
     pub dedupe: Option<DedupeSettings>,
+    /// Where failed notifications are parked; `None` when the file has no `[dead_letter]`.
+    pub dead_letter: Option<DeadLetterSettings>,
     /// The HTTP receiver's settings (`herald serve`); defaults without `[serve]`.
     pub serve: ServeSettings,
     /// Rules in file order.

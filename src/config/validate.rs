@@ -16,10 +16,11 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DedupeFile, MailgunFile, OneOrMany, OutboxFile, RuleFile, SECTIONS, SendGridFile, SenderFile,
-    ServeFile, SesFile, SkipFile, SmtpFile, UnmatchedFile,
+    DeadLetterFile, DedupeFile, MailgunFile, OneOrMany, OutboxFile, RuleFile, SECTIONS,
+    SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile, UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
+use crate::deadletter::DeadLetterSettings;
 use crate::dedupe::{DedupeBackend, DedupeSettings};
 use crate::deliver::chat::ChatWebhook;
 use crate::deliver::http::HttpSettings;
@@ -142,6 +143,7 @@ impl Checker<'_> {
         let skip = self.optional::<SkipFile>("[skip]", table.remove("skip"));
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
         let dedupe = self.dedupe(table.remove("dedupe"));
+        let dead_letter = self.dead_letter(table.remove("dead_letter"));
         let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
         if let Some(sender) = &sender {
@@ -155,6 +157,7 @@ impl Checker<'_> {
             skip_empty_objects: skip?.empty_objects,
             unmatched: unmatched?,
             dedupe: dedupe?,
+            dead_letter: dead_letter?,
             serve: serve?,
             rules,
         })
@@ -407,6 +410,10 @@ impl Checker<'_> {
                 let table = self.table_name(dynamodb.table)?;
                 (DedupeBackend::DynamoDb { table }, dynamodb.retention_days)
             }
+            DedupeFile::Local(local) => {
+                let path = self.state_path("[dedupe] path", local.path)?;
+                (DedupeBackend::Local { path }, local.retention_days)
+            }
         };
         if days == 0 {
             let message = "must be at least 1: a sent email has to be remembered for as long as \
@@ -452,6 +459,40 @@ impl Checker<'_> {
             minio_token: token.map_or(Some(None), |t| t.map(Some))?,
             sns_topics: file.sns_topics,
         })
+    }
+
+    /// `[dead_letter]`, when present; `Some(None)` when absent, `None` when it has problems.
+    fn dead_letter(&mut self, value: Option<toml::Value>) -> Option<Option<DeadLetterSettings>> {
+        let Some(value) = value else {
+            return Some(None);
+        };
+        let file = self.section::<DeadLetterFile>("[dead_letter]", value)?;
+        let path = self.state_path("[dead_letter] path", file.path);
+        for (field, value) in [
+            ("max_entries", file.max_entries),
+            ("max_age_days", file.max_age_days),
+        ] {
+            if value == 0 {
+                self.report(format!("[dead_letter] {field}"), "must be at least 1");
+            }
+        }
+        if file.max_entries == 0 || file.max_age_days == 0 {
+            return None;
+        }
+        Some(Some(DeadLetterSettings {
+            path: path?,
+            max_entries: usize::try_from(file.max_entries).unwrap_or(usize::MAX),
+            max_age: Duration::from_secs(u64::from(file.max_age_days) * 24 * 3600),
+        }))
+    }
+
+    /// A state file path: not empty, and not a folder.
+    fn state_path(&mut self, place: &str, path: PathBuf) -> Option<PathBuf> {
+        if path.as_os_str().is_empty() || path.to_string_lossy().ends_with('/') {
+            self.report(place, format!("{path:?} is not a file path"));
+            return None;
+        }
+        Some(path)
     }
 
     /// DynamoDB table names are 3 to 255 of `a-z A-Z 0-9 _ - .`.
@@ -1007,6 +1048,43 @@ mod tests {
             dedupe.map(|d| d.retention),
             Some(Duration::from_secs(2 * 24 * 3600))
         );
+    }
+
+    #[test]
+    fn local_dedupe_takes_a_path_with_a_default() {
+        let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
+        let local = "[dedupe]\ntype = \"local\"\n";
+        let config = check(&format!("{sender}{local}{SES_RULE}"));
+        let dedupe = config.unwrap_or_else(|e| panic!("{e:?}")).dedupe;
+        let path = PathBuf::from(".herald/state.redb");
+        assert_eq!(
+            dedupe.map(|d| d.backend),
+            Some(DedupeBackend::Local { path })
+        );
+        let found = problems(&format!("{sender}{local}path = \"\"\n{SES_RULE}"));
+        assert_eq!(found, ["[dedupe] path: \"\" is not a file path"]);
+    }
+
+    #[test]
+    fn dead_letter_defaults_and_problems() {
+        let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
+        let config = check(&format!("{sender}[dead_letter]\n{SES_RULE}"));
+        let settings = config.unwrap_or_else(|e| panic!("{e:?}")).dead_letter;
+        assert_eq!(
+            settings,
+            Some(DeadLetterSettings {
+                path: PathBuf::from(".herald/state.redb"),
+                max_entries: 1000,
+                max_age: Duration::from_secs(30 * 24 * 3600),
+            })
+        );
+        let bad = "[dead_letter]\npath = \"\"\nmax_entries = 0\nmax_age_days = 0\nttl = 1\n";
+        let found = problems(&format!("{sender}{bad}{SES_RULE}"));
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with("[dead_letter]: unknown field `ttl`"));
+        assert_eq!(found[1], "[dead_letter] path: \"\" is not a file path");
+        assert_eq!(found[2], "[dead_letter] max_entries: must be at least 1");
+        assert_eq!(found[3], "[dead_letter] max_age_days: must be at least 1");
     }
 
     #[test]

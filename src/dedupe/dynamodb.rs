@@ -166,7 +166,7 @@ fn epoch() -> Duration {
 }
 
 /// A random id for this store's claims, so releases never touch another process's claim.
-fn owner_id() -> String {
+pub(super) fn owner_id() -> String {
     let mut bytes = [0u8; 12];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         // Only uniqueness matters, not secrecy: the process id and clock are enough.

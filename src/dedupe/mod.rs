@@ -15,10 +15,13 @@ use std::time::{Duration, Instant};
 
 use crate::aws::AwsSetupError;
 use crate::config::Config;
+use crate::store::StoreError;
 
 pub mod dynamodb;
+pub mod local;
 
 pub use dynamodb::DynamoDbStore;
+pub use local::LocalStore;
 
 /// How long sent emails are remembered when the config has no `[dedupe]`.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -42,12 +45,28 @@ pub enum DedupeBackend {
         /// Table name.
         table: String,
     },
+    /// [`LocalStore`] in this state file.
+    Local {
+        /// Path of the redb file, relative to the working directory.
+        path: std::path::PathBuf,
+    },
+}
+
+/// The configured dedupe store could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DedupeSetupError {
+    /// The AWS SDK could not be set up for DynamoDB.
+    #[error(transparent)]
+    Aws(#[from] AwsSetupError),
+    /// The local state file could not be opened.
+    #[error(transparent)]
+    Local(#[from] StoreError),
 }
 
 /// Builds the store the config names, or a [`MemoryStore`] keeping keys for
 /// [`DEFAULT_RETENTION`] when it names none. Called once at start-up, inside the async
 /// runtime; the store is then shared.
-pub async fn build(config: &Config) -> Result<Arc<dyn DedupeStore>, AwsSetupError> {
+pub async fn build(config: &Config) -> Result<Arc<dyn DedupeStore>, DedupeSetupError> {
     let Some(settings) = &config.dedupe else {
         return Ok(Arc::new(MemoryStore::new(DEFAULT_RETENTION)));
     };
@@ -57,6 +76,7 @@ pub async fn build(config: &Config) -> Result<Arc<dyn DedupeStore>, AwsSetupErro
             let store = DynamoDbStore::from_env(table, settings.retention).await?;
             Ok(Arc::new(store))
         }
+        DedupeBackend::Local { path } => Ok(Arc::new(LocalStore::open(path, settings.retention)?)),
     }
 }
 
@@ -66,6 +86,7 @@ pub fn describe(config: &Config) -> String {
         None => "memory (no [dedupe] section)".into(),
         Some(DedupeBackend::Memory) => "memory".into(),
         Some(DedupeBackend::DynamoDb { table }) => format!("dynamodb table {table}"),
+        Some(DedupeBackend::Local { path }) => format!("local file {}", path.display()),
     }
 }
 

@@ -20,10 +20,9 @@ use serde_json::{Value, json};
 use tracing::{Instrument as _, debug, error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::aws::AwsSetupError;
 use crate::config::{self, Config, ConfigError, Origin};
 use crate::dedupe;
-use crate::deliver::{self, SetupError};
+use crate::deliver;
 use crate::pipeline::Pipeline;
 use crate::record::{Entry, Outcome, Report};
 use crate::sources::sqs::{self, Message};
@@ -47,12 +46,9 @@ pub enum InitError {
     /// The config file is missing, unreadable or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The sender the config names cannot be built.
+    /// The sender or dedupe store the config names cannot be built.
     #[error(transparent)]
-    Sender(#[from] SetupError),
-    /// The dedupe store the config names cannot be set up.
-    #[error(transparent)]
-    Dedupe(#[from] AwsSetupError),
+    Setup(#[from] super::PipelineSetupError),
 }
 
 /// Why an invocation is reported to Lambda as failed.
@@ -232,6 +228,7 @@ fn log_permanent(report: &Report, message_id: Option<&str>) {
             rule,
             error,
             transient: false,
+            ..
         } = &entry.outcome
         else {
             continue;

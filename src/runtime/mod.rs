@@ -11,14 +11,26 @@ pub mod worker;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::dedupe::DedupeSetupError;
 use crate::deliver::{self, SetupError};
 use crate::pipeline::{Delivery, Pipeline};
 use crate::{dedupe, links};
 
+/// The sender or the dedupe store of [`configured_pipeline`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineSetupError {
+    /// The sender.
+    #[error(transparent)]
+    Sender(#[from] SetupError),
+    /// The dedupe store.
+    #[error(transparent)]
+    Dedupe(#[from] DedupeSetupError),
+}
+
 /// The pipeline the cloud runtimes (`worker`, `serve`, Lambda) run: the configured sender,
 /// the configured dedupe store (memory without `[dedupe]`) and, for rules that want download
 /// links, the AWS link signer. Built once at start-up.
-pub async fn configured_pipeline(config: Arc<Config>) -> Result<Pipeline, SetupError> {
+pub async fn configured_pipeline(config: Arc<Config>) -> Result<Pipeline, PipelineSetupError> {
     let sender = deliver::build(&config.sender).await?;
     let store = dedupe::build(&config).await?;
     let links = links::for_config(&config).await;

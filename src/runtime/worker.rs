@@ -393,6 +393,7 @@ mod tests {
             rule: Some("r".into()),
             error: "e".into(),
             transient,
+            parked: None,
         }
     }
 
