@@ -56,7 +56,9 @@ pub struct DeliveryFile {
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// Most seconds spent waiting between attempts of one email, in total. Retries stop early
-    /// rather than wait past it, also when the service asks for a longer pause. Default 60.
+    /// rather than wait past it, also when the service asks for a longer pause. Default 20, so
+    /// a retrying email still fits in the 30-second timeout of the shipped Lambda function;
+    /// raise both together.
     #[serde(default = "default_retry_max_secs")]
     pub retry_max_secs: u64,
     /// A named send rate instead of `rate_per_sec`: `"ses-sandbox"` is one email a second, the
@@ -70,24 +72,12 @@ pub struct DeliveryFile {
     pub burst: Option<u32>,
 }
 
-impl Default for DeliveryFile {
-    fn default() -> Self {
-        DeliveryFile {
-            max_attempts: default_max_attempts(),
-            retry_max_secs: default_retry_max_secs(),
-            rate: None,
-            rate_per_sec: None,
-            burst: None,
-        }
-    }
-}
-
 fn default_max_attempts() -> u32 {
     4
 }
 
 fn default_retry_max_secs() -> u64 {
-    60
+    20
 }
 
 /// `[sender]` with `type = "outbox"`.

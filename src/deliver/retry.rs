@@ -26,11 +26,12 @@ pub struct RetryPolicy {
     pub max_wait: Duration,
 }
 
+/// The defaults of `[sender] max_attempts` and `retry_max_secs`.
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 4,
-            max_wait: Duration::from_secs(60),
+            max_wait: Duration::from_secs(20),
         }
     }
 }
