@@ -144,9 +144,8 @@ pub async fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupEr
     if let Some(limit) = settings.rate_limit {
         sender = Arc::new(rate_limit::RateLimitedSender::new(sender, limit));
     }
-    if settings.retry.max_attempts > 1 {
-        sender = Arc::new(retry::RetryingSender::new(sender, settings.retry));
-    }
+    // Wrapped even with one attempt, so every failure says how many attempts were made.
+    sender = Arc::new(retry::RetryingSender::new(sender, settings.retry));
     Ok(sender)
 }
 

@@ -43,7 +43,7 @@ pub struct RetryingSender {
 }
 
 impl RetryingSender {
-    /// Wraps `inner`; a policy of one attempt passes every result straight through.
+    /// Wraps `inner`; with a policy of one attempt it only notes the attempt on failures.
     pub fn new(inner: Arc<dyn Sender>, policy: RetryPolicy) -> Self {
         RetryingSender { inner, policy }
     }
