@@ -37,6 +37,50 @@ pub enum SenderFile {
     Mailgun(MailgunFile),
 }
 
+/// Keys of `[sender]` that every `type` shares: how hard and how fast Herald delivers. They are
+/// read apart from the type's own keys, into [`DeliveryFile`].
+pub const DELIVERY_FIELDS: [&str; 5] = [
+    "max_attempts",
+    "retry_max_secs",
+    "rate",
+    "rate_per_sec",
+    "burst",
+];
+
+/// The `[sender]` keys shared by every `type`: retries of transient failures and a send rate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryFile {
+    /// Attempts per email, counting the first, when the service fails in a way a retry may fix
+    /// (connection trouble, SMTP 4xx, HTTP 429 or 5xx). Default 4; 1 never retries. Rejections
+    /// (SMTP 5xx, HTTP 4xx) are never retried.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Most seconds spent waiting between attempts of one email, in total. Retries stop early
+    /// rather than wait past it, also when the service asks for a longer pause. Default 20, so
+    /// a retrying email still fits in the 30-second timeout of the shipped Lambda function;
+    /// raise both together.
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// A named send rate instead of `rate_per_sec`: `"ses-sandbox"` is one email a second, the
+    /// limit of an SES account still in the sandbox. Default: no limit.
+    pub rate: Option<String>,
+    /// Most emails started per second, e.g. `14` or `0.5`. Emails beyond it wait their turn;
+    /// they do not fail. Default: no limit.
+    pub rate_per_sec: Option<f64>,
+    /// How many emails may start back to back after a quiet spell, before `rate_per_sec`
+    /// spaces them out. Needs `rate_per_sec`. Default 1.
+    pub burst: Option<u32>,
+}
+
+fn default_max_attempts() -> u32 {
+    4
+}
+
+fn default_retry_max_secs() -> u64 {
+    20
+}
+
 /// `[sender]` with `type = "outbox"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,6 +14,8 @@ use crate::deadletter::DeadLetterSettings;
 use crate::dedupe::DedupeSettings;
 use crate::deliver::chat::ChatWebhook;
 use crate::deliver::mailgun::MailgunSettings;
+use crate::deliver::rate_limit::RateLimit;
+use crate::deliver::retry::RetryPolicy;
 use crate::deliver::sendgrid::SendGridSettings;
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
@@ -71,6 +73,10 @@ pub struct SenderSettings {
     pub from: Mailbox,
     /// The backend.
     pub kind: SenderKind,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// How fast emails may start; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The delivery backend named by `[sender] type`.

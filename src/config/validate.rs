@@ -16,8 +16,9 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DeadLetterFile, DedupeFile, MailgunFile, OneOrMany, OutboxFile, RuleFile, SECTIONS,
-    SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile, UnmatchedFile,
+    DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, MailgunFile, OneOrMany, OutboxFile,
+    RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile,
+    UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::deadletter::DeadLetterSettings;
@@ -25,6 +26,8 @@ use crate::dedupe::{DedupeBackend, DedupeSettings};
 use crate::deliver::chat::ChatWebhook;
 use crate::deliver::http::HttpSettings;
 use crate::deliver::mailgun::{self, MailgunSettings};
+use crate::deliver::rate_limit::RateLimit;
+use crate::deliver::retry::RetryPolicy;
 use crate::deliver::sendgrid::{self, SendGridSettings};
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::{SmtpSettings, Tls};
@@ -131,14 +134,7 @@ impl Checker<'_> {
             });
         }
 
-        let sender = match table.remove("sender") {
-            Some(value) => self.section::<SenderFile>("[sender]", value),
-            None => {
-                self.report("[sender]", "missing section: add [sender] with a `type`");
-                None
-            }
-        };
-        let sender = sender.and_then(|s| self.sender(s));
+        let sender = self.sender_section(table.remove("sender"));
         let default_zone = self.default_time_zone(table.remove("time_zone"));
         let skip = self.optional::<SkipFile>("[skip]", table.remove("skip"));
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
@@ -238,7 +234,118 @@ impl Checker<'_> {
         mailboxes
     }
 
-    fn sender(&mut self, file: SenderFile) -> Option<SenderSettings> {
+    fn sender_section(&mut self, value: Option<toml::Value>) -> Option<SenderSettings> {
+        let Some(mut value) = value else {
+            self.report("[sender]", "missing section: add [sender] with a `type`");
+            return None;
+        };
+        let delivery = self.delivery(&mut value);
+        let reported = self.problems.len();
+        let backend = self.section::<SenderFile>("[sender]", value);
+        self.mention_shared_fields(reported);
+        let (from, kind) = backend.and_then(|file| self.sender(file))?;
+        let (retry, rate_limit) = delivery?;
+        Some(SenderSettings {
+            from,
+            kind,
+            retry,
+            rate_limit,
+        })
+    }
+
+    /// serde lists only the type's own keys for an unknown one; name the shared keys too.
+    fn mention_shared_fields(&mut self, since: usize) {
+        let unknown = self.problems[since..]
+            .iter_mut()
+            .filter(|p| p.place == "[sender]" && p.message.starts_with("unknown field"));
+        for problem in unknown {
+            let shared = DELIVERY_FIELDS.map(|f| format!("`{f}`")).join(", ");
+            problem.message += &format!(", or one every type shares: {shared}");
+        }
+    }
+
+    /// Takes the keys every sender type shares out of `[sender]` and checks them.
+    fn delivery(&mut self, sender: &mut toml::Value) -> Option<(RetryPolicy, Option<RateLimit>)> {
+        let mut shared = toml::Table::new();
+        if let Some(table) = sender.as_table_mut() {
+            for key in DELIVERY_FIELDS {
+                if let Some(value) = table.remove(key) {
+                    shared.insert(key.to_owned(), value);
+                }
+            }
+        }
+        let file = self.section::<DeliveryFile>("[sender]", toml::Value::Table(shared))?;
+        let retry = self.retry_policy(&file);
+        let rate_limit = self.rate_limit(&file);
+        Some((retry?, rate_limit?))
+    }
+
+    fn retry_policy(&mut self, file: &DeliveryFile) -> Option<RetryPolicy> {
+        if file.max_attempts == 0 {
+            self.report(
+                "[sender] max_attempts",
+                "must be at least 1 (1 never retries)",
+            );
+            return None;
+        }
+        Some(RetryPolicy {
+            max_attempts: file.max_attempts,
+            max_wait: Duration::from_secs(file.retry_max_secs),
+        })
+    }
+
+    /// `Some(None)` when the file sets no rate; `None` when what it sets is wrong.
+    fn rate_limit(&mut self, file: &DeliveryFile) -> Option<Option<RateLimit>> {
+        match (&file.rate, file.rate_per_sec) {
+            (Some(_), Some(_)) => {
+                self.report(
+                    "[sender] rate",
+                    "set either `rate` or `rate_per_sec`, not both",
+                );
+                None
+            }
+            (Some(name), None) => self.rate_preset(name, file.burst).map(Some),
+            (None, Some(per_sec)) => self.rate_per_sec(per_sec, file.burst).map(Some),
+            (None, None) if file.burst.is_some() => {
+                self.report("[sender] burst", "only applies with `rate_per_sec`");
+                None
+            }
+            (None, None) => Some(None),
+        }
+    }
+
+    fn rate_preset(&mut self, name: &str, burst: Option<u32>) -> Option<RateLimit> {
+        if burst.is_some() {
+            self.report(
+                "[sender] burst",
+                "only applies with `rate_per_sec`, not a named `rate`",
+            );
+        }
+        let limit = RateLimit::preset(name);
+        if limit.is_none() {
+            let message = format!("unknown rate `{name}`, expected \"ses-sandbox\"");
+            self.report("[sender] rate", message);
+        }
+        limit.filter(|_| burst.is_none())
+    }
+
+    fn rate_per_sec(&mut self, per_sec: f64, burst: Option<u32>) -> Option<RateLimit> {
+        // The floor keeps the interval between sends a sane duration (under 17 minutes).
+        let rate_ok = per_sec.is_finite() && per_sec >= 0.001;
+        if !rate_ok {
+            self.report(
+                "[sender] rate_per_sec",
+                "must be a number of at least 0.001",
+            );
+        }
+        if burst == Some(0) {
+            self.report("[sender] burst", "must be at least 1");
+        }
+        let burst = burst.unwrap_or(1);
+        (rate_ok && burst > 0).then_some(RateLimit { per_sec, burst })
+    }
+
+    fn sender(&mut self, file: SenderFile) -> Option<(Mailbox, SenderKind)> {
         match file {
             SenderFile::Outbox(OutboxFile { from, dir }) => {
                 if dir.exists() && !dir.is_dir() {
@@ -247,28 +354,28 @@ impl Checker<'_> {
                 }
                 let from = self.mailbox("[sender] from", &from)?;
                 let kind = SenderKind::Outbox { dir };
-                Some(SenderSettings { from, kind })
+                Some((from, kind))
             }
             SenderFile::Smtp(smtp) => {
                 let from = self.mailbox("[sender] from", &smtp.from);
                 let settings = self.smtp(smtp)?;
                 let kind = SenderKind::Smtp(settings);
-                Some(SenderSettings { from: from?, kind })
+                Some((from?, kind))
             }
             SenderFile::Ses(ses) => {
                 let from = self.mailbox("[sender] from", &ses.from);
                 let kind = SenderKind::Ses(self.ses(ses)?);
-                Some(SenderSettings { from: from?, kind })
+                Some((from?, kind))
             }
             SenderFile::SendGrid(file) => {
                 let from = self.mailbox("[sender] from", &file.from);
                 let kind = SenderKind::SendGrid(self.sendgrid(file)?);
-                Some(SenderSettings { from: from?, kind })
+                Some((from?, kind))
             }
             SenderFile::Mailgun(file) => {
                 let from = self.mailbox("[sender] from", &file.from);
                 let kind = SenderKind::Mailgun(self.mailgun(file)?);
-                Some(SenderSettings { from: from?, kind })
+                Some((from?, kind))
             }
         }
     }
@@ -1435,6 +1542,85 @@ mod tests {
                 "[serve] minio_token_env: environment variable NO_SUCH_VAR is not set",
                 "[serve] sns_topics: \"uploads\" is not an SNS topic ARN (arn:aws:sns:...)",
             ]
+        );
+    }
+
+    /// `[sender]` of [`GOOD`] with extra lines after its `type`.
+    fn good_with_sender_lines(lines: &str) -> String {
+        GOOD.replacen("type = \"smtp\"", &format!("type = \"smtp\"\n{lines}"), 1)
+    }
+
+    #[test]
+    fn retries_and_no_rate_limit_by_default() {
+        let config = check(GOOD).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.sender.retry, RetryPolicy::default());
+        assert_eq!(config.sender.rate_limit, None);
+    }
+
+    #[test]
+    fn every_sender_type_takes_retry_and_rate_fields() {
+        let text = r#"
+            [sender]
+            type = "outbox"
+            from = "a@example.com"
+            max_attempts = 1
+            retry_max_secs = 5
+            rate_per_sec = 14
+            burst = 3
+            [[rule]]
+            name = "r"
+            to = ["a@example.com"]
+        "#;
+        let config = check(text).unwrap_or_else(|e| panic!("{e:?}"));
+        let retry = RetryPolicy {
+            max_attempts: 1,
+            max_wait: Duration::from_secs(5),
+        };
+        assert_eq!(config.sender.retry, retry);
+        let rate = RateLimit {
+            per_sec: 14.0,
+            burst: 3,
+        };
+        assert_eq!(config.sender.rate_limit, Some(rate));
+    }
+
+    #[test]
+    fn ses_sandbox_preset_is_one_a_second() {
+        let config = check(&good_with_sender_lines("rate = \"ses-sandbox\""));
+        let config = config.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.sender.rate_limit, Some(RateLimit::SES_SANDBOX));
+    }
+
+    #[test]
+    fn every_retry_and_rate_problem_is_reported() {
+        let lines = "max_attempts = 0\nrate = \"turbo\"\nburst = 0\nretries = 3";
+        let found = problems(&good_with_sender_lines(lines));
+        assert_eq!(
+            found,
+            [
+                "[sender] max_attempts: must be at least 1 (1 never retries)",
+                "[sender] burst: only applies with `rate_per_sec`, not a named `rate`",
+                "[sender] rate: unknown rate `turbo`, expected \"ses-sandbox\"",
+                "[sender]: unknown field `retries`, expected one of `from`, `url`, `tls`, \
+                 `username_env`, `password_env`, `timeout_secs`, `pool_max`, or one every type \
+                 shares: `max_attempts`, `retry_max_secs`, `rate`, `rate_per_sec`, `burst`",
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_and_rate_per_sec_exclude_each_other_and_must_be_sane() {
+        let both = problems(&good_with_sender_lines(
+            "rate = \"ses-sandbox\"\nrate_per_sec = 2",
+        ));
+        assert_eq!(
+            both,
+            ["[sender] rate: set either `rate` or `rate_per_sec`, not both"]
+        );
+        let tiny = problems(&good_with_sender_lines("rate_per_sec = 0.0"));
+        assert_eq!(
+            tiny,
+            ["[sender] rate_per_sec: must be a number of at least 0.001"]
         );
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Every sender implements [`Sender`]; the pipeline only sees that trait. Errors say whether a
 //! retry can help ([`DeliveryError::is_transient`]), so runtimes can retry, dead-letter or drop.
+//! [`build`] wraps every sender in the same two layers: a send rate ([`rate_limit`]) and, around
+//! it, retries of transient failures ([`retry`]), so each retry also waits for its turn.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +20,8 @@ pub mod mailgun;
 pub mod memory;
 pub mod message;
 pub mod outbox;
+pub mod rate_limit;
+pub mod retry;
 pub mod sendgrid;
 pub mod ses;
 pub mod smtp;
@@ -132,10 +136,20 @@ pub enum SetupError {
     Http(#[from] http::HttpSetupError),
 }
 
-/// Builds the sender a config names. Called once at start-up, inside the async runtime (the
-/// SMTP pool needs one, and loading the AWS config for SES is async); the sender is then
-/// shared.
+/// Builds the sender a config names, paced by its rate limit and retrying transient failures.
+/// Called once at start-up, inside the async runtime (the SMTP pool needs one, and loading the
+/// AWS config for SES is async); the sender is then shared.
 pub async fn build(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupError> {
+    let mut sender = build_backend(settings).await?;
+    if let Some(limit) = settings.rate_limit {
+        sender = Arc::new(rate_limit::RateLimitedSender::new(sender, limit));
+    }
+    // Wrapped even with one attempt, so every failure says how many attempts were made.
+    sender = Arc::new(retry::RetryingSender::new(sender, settings.retry));
+    Ok(sender)
+}
+
+async fn build_backend(settings: &SenderSettings) -> Result<Arc<dyn Sender>, SetupError> {
     match &settings.kind {
         SenderKind::Outbox { dir } => Ok(Arc::new(outbox::OutboxSender::new(dir)?)),
         SenderKind::Smtp(smtp) => Ok(Arc::new(smtp::SmtpSender::new(smtp)?)),

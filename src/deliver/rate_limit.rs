@@ -1,0 +1,213 @@
+//! A send rate per sender, as a [`Sender`] that wraps another: `[sender] rate_per_sec`.
+//!
+//! Services cap how fast an account may send (the SES sandbox allows one email a second) and
+//! answer faster senders with throttling errors. Herald paces itself instead: an email that
+//! comes too early waits for its turn, it never fails for being early.
+//!
+//! The bucket is our own, about forty lines, rather than `governor`: delivery is Herald's core,
+//! and it must run on tokio's clock so paused-time tests hold (governor reads its own clock).
+//! It is a token bucket in its "virtual scheduling" form (the GCRA of ATM networks): instead of
+//! counting tokens it keeps the time the next email may start, so the state is one instant and
+//! every waiting send holds nothing but its own future and the email it borrows.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Email, SendFuture, Sender};
+
+/// How fast one sender may start emails.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Emails started per second, on average; finite and above zero.
+    pub per_sec: f64,
+    /// Emails that may start back to back after a quiet spell; at least 1.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The SES sandbox: one email a second.
+    pub const SES_SANDBOX: RateLimit = RateLimit {
+        per_sec: 1.0,
+        burst: 1,
+    };
+
+    /// The named presets accepted by `[sender] rate`.
+    pub fn preset(name: &str) -> Option<RateLimit> {
+        match name {
+            "ses-sandbox" => Some(RateLimit::SES_SANDBOX),
+            _ => None,
+        }
+    }
+
+    /// Time between two starts at the steady rate.
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.per_sec)
+    }
+}
+
+/// The shared schedule: when the next email could start if the bucket were full.
+struct Bucket {
+    interval: Duration,
+    /// How far ahead of the schedule a burst may run.
+    tolerance: Duration,
+    next_start: Mutex<Instant>,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Self {
+        let interval = limit.interval();
+        Bucket {
+            interval,
+            tolerance: interval * limit.burst.saturating_sub(1),
+            next_start: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Books a start slot and returns when it is. The slot is booked before waiting, so
+    /// waiters are served in arrival order; a send dropped while waiting gives its slot up
+    /// unused, which only ever slows the rate, never exceeds it.
+    fn book(&self) -> Instant {
+        let now = Instant::now();
+        // The lock guards plain arithmetic, so a poisoned one still holds a valid instant.
+        let mut next_start = self
+            .next_start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let scheduled = (*next_start).max(now);
+        let start = scheduled
+            .checked_sub(self.tolerance)
+            .unwrap_or(now)
+            .max(now);
+        *next_start = scheduled + self.interval;
+        start
+    }
+}
+
+/// A sender that starts its inner sender's emails no faster than a [`RateLimit`].
+pub struct RateLimitedSender {
+    inner: Arc<dyn Sender>,
+    bucket: Bucket,
+}
+
+impl RateLimitedSender {
+    /// Wraps `inner`; the bucket starts full.
+    pub fn new(inner: Arc<dyn Sender>, limit: RateLimit) -> Self {
+        RateLimitedSender {
+            inner,
+            bucket: Bucket::new(limit),
+        }
+    }
+}
+
+impl Sender for RateLimitedSender {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
+        Box::pin(async move {
+            let start = self.bucket.book();
+            if start > Instant::now() {
+                tracing::debug!(sender = self.inner.name(), "waiting for the send rate");
+                tokio::time::sleep_until(start).await;
+            }
+            self.inner.send(email).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::deliver::message::tests::sample_email;
+    use crate::deliver::{Receipt, SendFuture};
+
+    /// Records when each send started; always succeeds.
+    #[derive(Default)]
+    struct Clocked {
+        starts: Mutex<Vec<Instant>>,
+    }
+
+    impl Sender for Clocked {
+        fn name(&self) -> &'static str {
+            "clocked"
+        }
+
+        fn send<'a>(&'a self, _email: &'a Email) -> SendFuture<'a> {
+            self.starts.lock().expect("lock").push(Instant::now());
+            Box::pin(async {
+                Ok(Receipt {
+                    sender: "clocked",
+                    detail: "ok".into(),
+                })
+            })
+        }
+    }
+
+    /// Most starts in any window `[t, t + 1s)` that opens at a start.
+    fn busiest_second(starts: &[Instant]) -> usize {
+        let mut starts = starts.to_vec();
+        starts.sort();
+        let in_window = |first: Instant| {
+            let end = first + Duration::from_secs(1);
+            starts.iter().filter(|&&s| s >= first && s < end).count()
+        };
+        starts.iter().map(|&s| in_window(s)).max().unwrap_or(0)
+    }
+
+    async fn send_all(limit: RateLimit, count: usize) -> (Arc<Clocked>, usize) {
+        let inner = Arc::new(Clocked::default());
+        let limited = RateLimitedSender::new(inner.clone(), limit);
+        let email = sample_email(None);
+        let results = join_all((0..count).map(|_| limited.send(&email))).await;
+        let delivered = results.iter().filter(|r| r.is_ok()).count();
+        (inner, delivered)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_second_starts_more_than_the_rate_and_none_fail() {
+        let limit = RateLimit {
+            per_sec: 5.0,
+            burst: 1,
+        };
+        let began = Instant::now();
+        let (inner, delivered) = send_all(limit, 100).await;
+
+        assert_eq!(delivered, 100);
+        let starts = inner.starts.lock().expect("lock").clone();
+        assert_eq!(busiest_second(&starts), 5);
+        // 100 emails at 5 a second: the last starts 99 intervals after the first.
+        assert_eq!(began.elapsed(), Duration::from_millis(200) * 99);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ses_sandbox_sends_one_a_second() {
+        let (inner, delivered) = send_all(RateLimit::SES_SANDBOX, 30).await;
+
+        assert_eq!(delivered, 30);
+        let starts = inner.starts.lock().expect("lock").clone();
+        assert_eq!(busiest_second(&starts), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_starts_at_once_then_the_rate_holds() {
+        let limit = RateLimit {
+            per_sec: 2.0,
+            burst: 3,
+        };
+        let began = Instant::now();
+        let (inner, _) = send_all(limit, 7).await;
+
+        let starts = inner.starts.lock().expect("lock").clone();
+        let at_once = starts.iter().filter(|&&s| s == began).count();
+        assert_eq!(at_once, 3);
+        // The four others follow at the steady rate, one every half second.
+        assert_eq!(began.elapsed(), Duration::from_millis(500) * 4);
+    }
+}
