@@ -20,6 +20,7 @@ pub mod deliver;
 pub mod event;
 pub mod links;
 pub mod pipeline;
+pub mod queue;
 pub mod record;
 pub mod render;
 pub mod route;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::deliver::{Email, Receipt};
+use crate::event::ObjectCreated;
 use crate::route::Mismatch;
 
 /// Why an upload was skipped before routing.
@@ -75,6 +76,11 @@ pub enum Outcome {
         /// Which part of the policy.
         reason: SkipReason,
     },
+    /// Written to the event queue (`[queue]`); delivered from there, on its own.
+    Queued {
+        /// Its number in the queue.
+        id: u64,
+    },
     /// No rule matched and the config says to ignore such uploads.
     Unmatched {
         /// Each rule and the first of its conditions the upload failed.
@@ -137,6 +143,16 @@ pub struct Report {
     pub entries: Vec<Entry>,
 }
 
+/// One upload and what the pipeline did with it, for runtimes that report per upload
+/// (`herald dev`, `herald demo`).
+#[derive(Debug)]
+pub struct Handled {
+    /// The upload.
+    pub event: ObjectCreated,
+    /// One entry per rule it reached, or one saying why it reached none.
+    pub entries: Vec<Entry>,
+}
+
 /// Entry counts by outcome, for summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -154,6 +170,8 @@ pub struct Counts {
     pub skipped: usize,
     /// Matched no rule.
     pub unmatched: usize,
+    /// Written to the event queue, to be delivered from there.
+    pub queued: usize,
     /// Failed.
     pub failed: usize,
 }
@@ -171,6 +189,7 @@ impl Report {
                 Outcome::Ignored { .. } => &mut counts.ignored,
                 Outcome::Skipped { .. } => &mut counts.skipped,
                 Outcome::Unmatched { .. } => &mut counts.unmatched,
+                Outcome::Queued { .. } => &mut counts.queued,
                 Outcome::Failed { .. } => &mut counts.failed,
             };
             *slot += 1;
@@ -223,6 +242,7 @@ fn outcome_json(outcome: &Outcome) -> Value {
             json!({ "outcome": "ignored", "event_name": event_name })
         }
         Outcome::Skipped { reason } => json!({ "outcome": "skipped", "reason": reason }),
+        Outcome::Queued { id } => json!({ "outcome": "queued", "queued": id }),
         Outcome::Unmatched { misses } => {
             let misses: Vec<Value> = misses
                 .iter()

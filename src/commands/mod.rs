@@ -69,6 +69,7 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),
         Outcome::Ignored { event_name } => format!("ignored: {event_name} is not an upload"),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        Outcome::Queued { id } => format!("queued as {id}"),
         Outcome::Unmatched { misses } => {
             let why: Vec<String> = misses.iter().map(ToString::to_string).collect();
             format!("unmatched: no rule matched ({})", why.join("; "))

@@ -9,13 +9,14 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
     "sender",
     "time_zone",
     "skip",
     "unmatched",
     "dedupe",
     "dead_letter",
+    "queue",
     "serve",
     "rule",
 ];
@@ -304,6 +305,60 @@ pub struct DeadLetterFile {
     /// the next time something is parked. Default 30.
     #[serde(default = "default_max_age_days")]
     pub max_age_days: u32,
+}
+
+/// `[queue]`: `herald serve` and `herald dev` write each upload to a queue in the local state
+/// file before they acknowledge it, and deliver from there: an acknowledged upload survives a
+/// crash or restart and is retried until it is delivered or parked as a dead letter. Without
+/// this section they deliver while the request waits and answer with the outcome, leaving
+/// retries to whoever sent the event. Use it where the disk outlives the process (a VM, a
+/// volume); on Cloud Run or other platforms with a throwaway disk leave it out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueFile {
+    /// Path of the state file, relative to the working directory; the same file as a local
+    /// `[dedupe]` store and `[dead_letter]` by default. Default `.herald/state.redb`.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+    /// Most uploads waiting; beyond it new ones are refused (HTTP 503, S3 `SlowDown`) so
+    /// their sender retries. Default 100000.
+    #[serde(default = "default_queue_max_entries")]
+    pub max_entries: u32,
+    /// Uploads delivered at the same time. Default 16.
+    #[serde(default = "default_queue_concurrency")]
+    pub concurrency: u32,
+    /// Longest pause, in seconds, between two delivery attempts of one upload; the pause
+    /// doubles from one second up to it. Default 300.
+    #[serde(default = "default_queue_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// Hours an upload is retried before its failing notifications are parked in the
+    /// dead-letter store (the `[dead_letter]` file, or the queue's own). Default 24.
+    #[serde(default = "default_queue_max_age_hours")]
+    pub max_age_hours: u32,
+    /// Seconds a stopping process waits for deliveries in flight; the rest stay queued for
+    /// the next start. Default 10.
+    #[serde(default = "default_queue_drain_secs")]
+    pub drain_secs: u64,
+}
+
+fn default_queue_max_entries() -> u32 {
+    crate::queue::DEFAULT_MAX_ENTRIES
+}
+
+fn default_queue_concurrency() -> u32 {
+    16
+}
+
+fn default_queue_retry_max_secs() -> u64 {
+    300
+}
+
+fn default_queue_max_age_hours() -> u32 {
+    24
+}
+
+fn default_queue_drain_secs() -> u64 {
+    10
 }
 
 fn default_max_entries() -> u32 {

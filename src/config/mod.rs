@@ -19,6 +19,7 @@ use crate::deliver::retry::RetryPolicy;
 use crate::deliver::sendgrid::SendGridSettings;
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
+use crate::queue::QueueSettings;
 use crate::render::Templates;
 use crate::route::Matcher;
 use crate::runtime::serve::ServeSettings;
@@ -60,6 +61,8 @@ pub struct Config {
     pub dedupe: Option<DedupeSettings>,
     /// Where failed notifications are parked; `None` when the file has no `[dead_letter]`.
     pub dead_letter: Option<DeadLetterSettings>,
+    /// The durable event queue of `serve` and `dev`; `None` when the file has no `[queue]`.
+    pub queue: Option<QueueSettings>,
     /// The HTTP receiver's settings (`herald serve`); defaults without `[serve]`.
     pub serve: ServeSettings,
     /// Rules in file order.

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::file::{
     DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, MailgunFile, OneOrMany, OutboxFile,
-    RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile,
+    QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile,
     UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
@@ -32,6 +32,7 @@ use crate::deliver::sendgrid::{self, SendGridSettings};
 use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::{SmtpSettings, Tls};
 use crate::links::MAX_LINK_VALIDITY;
+use crate::queue::QueueSettings;
 use crate::render::{TemplateSources, Templates};
 use crate::route::Matcher;
 use crate::runtime::serve::{MAX_BODY_LIMIT, MIN_BODY_LIMIT, ServeSettings};
@@ -140,6 +141,10 @@ impl Checker<'_> {
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
         let dedupe = self.dedupe(table.remove("dedupe"));
         let dead_letter = self.dead_letter(table.remove("dead_letter"));
+        let queue = self.queue(table.remove("queue"));
+        if let (Some(Some(_)), Some(dedupe)) = (&queue, &dedupe) {
+            self.queue_fits_dedupe(dedupe.as_ref());
+        }
         let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
         if let Some(sender) = &sender {
@@ -154,6 +159,7 @@ impl Checker<'_> {
             unmatched: unmatched?,
             dedupe: dedupe?,
             dead_letter: dead_letter?,
+            queue: queue?,
             serve: serve?,
             rules,
         })
@@ -591,6 +597,56 @@ impl Checker<'_> {
             max_entries: usize::try_from(file.max_entries).unwrap_or(usize::MAX),
             max_age: Duration::from_secs(u64::from(file.max_age_days) * 24 * 3600),
         }))
+    }
+
+    /// `[queue]`, when present; `Some(None)` when absent, `None` when it has problems.
+    fn queue(&mut self, value: Option<toml::Value>) -> Option<Option<QueueSettings>> {
+        let Some(value) = value else {
+            return Some(None);
+        };
+        let file = self.section::<QueueFile>("[queue]", value)?;
+        let path = self.state_path("[queue] path", file.path);
+        let counts = [
+            ("max_entries", u64::from(file.max_entries)),
+            ("concurrency", u64::from(file.concurrency)),
+            ("retry_max_secs", file.retry_max_secs),
+            ("max_age_hours", u64::from(file.max_age_hours)),
+        ];
+        let zero: Vec<&str> = counts.iter().filter(|(_, v)| *v == 0).map(|(f, _)| *f).collect();
+        for field in &zero {
+            self.report(format!("[queue] {field}"), "must be at least 1");
+        }
+        if file.concurrency > 1024 {
+            self.report("[queue] concurrency", "must be at most 1024");
+            return None;
+        }
+        if !zero.is_empty() {
+            return None;
+        }
+        Some(Some(QueueSettings {
+            path: path?,
+            max_entries: usize::try_from(file.max_entries).unwrap_or(usize::MAX),
+            concurrency: usize::try_from(file.concurrency).unwrap_or(16),
+            retry_max: Duration::from_secs(file.retry_max_secs),
+            max_age: Duration::from_secs(u64::from(file.max_age_hours) * 3600),
+            drain_grace: Duration::from_secs(file.drain_secs),
+        }))
+    }
+
+    /// A queued upload may be delivered again after a restart; only a dedupe store that
+    /// outlives the process keeps that from sending twice.
+    fn queue_fits_dedupe(&mut self, dedupe: Option<&DedupeSettings>) {
+        let durable = matches!(
+            dedupe.map(|d| &d.backend),
+            Some(DedupeBackend::Local { .. } | DedupeBackend::DynamoDb { .. })
+        );
+        if !durable {
+            self.report(
+                "[queue]",
+                "needs a [dedupe] store that survives restarts (type = \"local\" or \"dynamodb\"), \
+                 or an upload delivered just before a restart is sent again after it",
+            );
+        }
     }
 
     /// A state file path: not empty, and not a folder.

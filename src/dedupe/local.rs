@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redb::{Database, ReadableTable as _, TableDefinition};
+use tracing::warn;
 
 use super::dynamodb::owner_id;
 use super::{Claim, DedupeError, DedupeFuture, DedupeStore};
@@ -31,8 +32,8 @@ const DONE: u8 = 2;
 pub struct LocalStore {
     database: Arc<Database>,
     retention: Duration,
-    /// Identifies this store's claims, so a release never drops a claim taken over by a later
-    /// process after ours ran out.
+    /// Identifies this process's claims, so a release never drops a claim taken over by a
+    /// later process, and a claim left by an earlier one is known as such.
     owner: Arc<str>,
 }
 
@@ -43,10 +44,19 @@ impl LocalStore {
         let store = LocalStore {
             database: store::open(path)?,
             retention,
-            owner: owner_id().into(),
+            owner: process_owner(),
         };
         store.sweep()?;
         Ok(store)
+    }
+
+    /// The same file as another process would see it, for tests of what a restart finds.
+    #[cfg(test)]
+    fn as_another_process(&self) -> Self {
+        LocalStore {
+            owner: owner_id().into(),
+            ..self.clone()
+        }
     }
 
     /// Drops expired rows, so the file stays as large as what is live. Once per open: a
@@ -100,20 +110,31 @@ impl DedupeStore for LocalStore {
     }
 }
 
-/// Takes `key` unless it is done or under someone's unexpired lease.
+/// Takes `key` unless it is done or under this process's unexpired lease.
+///
+/// A live claim by another owner was left by a process that stopped mid-send: redb lets one
+/// process at a time open the file, so that owner cannot be running. Its send may or may not
+/// have reached the server; taking the claim over delivers the notification late rather than
+/// never (at the risk of one duplicate), instead of waiting out the lease.
 fn claim(db: &Database, key: &str, lease: u64, owner: &str) -> Result<Claim, redb::Error> {
     let now = now_millis();
     let txn = db.begin_write()?;
     let claim = {
         let mut keys = txn.open_table(KEYS)?;
         let held = keys.get(key)?.map(|row| {
-            let (state, until, _) = row.value();
-            (state, until)
+            let (state, until, held_by) = row.value();
+            (state, until, held_by == owner)
         });
         match held {
-            Some((DONE, until)) if until > now => Claim::Done,
-            Some((CLAIMED, until)) if until > now => Claim::Busy,
-            _ => {
+            Some((DONE, until, _)) if until > now => Claim::Done,
+            Some((CLAIMED, until, true)) if until > now => Claim::Busy,
+            held => {
+                if let Some((CLAIMED, until, false)) = held
+                    && until > now
+                {
+                    warn!(message_id = %key,
+                        "claim left by a stopped process taken over; its send may have gone out");
+                }
                 keys.insert(key, (CLAIMED, now.saturating_add(lease), owner))?;
                 Claim::Acquired
             }
@@ -145,6 +166,13 @@ fn release(db: &Database, key: &str, owner: &str) -> Result<(), redb::Error> {
     }
     txn.commit()?;
     Ok(())
+}
+
+/// One owner id for every store this process opens: two handles on the file in one process
+/// (dedupe and replay, say) must see each other's claims as live.
+fn process_owner() -> Arc<str> {
+    static OWNER: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    Arc::clone(OWNER.get_or_init(|| owner_id().into()))
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -218,21 +246,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn done_keys_and_live_claims_survive_a_restart() -> TestResult {
+    async fn done_keys_survive_a_restart_and_a_stopped_process_claim_is_taken_over() -> TestResult
+    {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("state.redb");
         let before = LocalStore::open(&path, WEEK)?;
         assert_eq!(before.claim("sent", LEASE).await?, Claim::Acquired);
         before.complete("sent").await?;
         assert_eq!(before.claim("sending", LEASE).await?, Claim::Acquired);
-        drop(before);
 
-        let after = LocalStore::open(&path, WEEK)?;
+        let after = before.as_another_process();
+        drop(before);
         assert_eq!(after.claim("sent", LEASE).await?, Claim::Done);
-        assert_eq!(after.claim("sending", LEASE).await?, Claim::Busy);
-        // The old process's claim is not the new one's to give back.
-        after.release("sending").await?;
-        assert_eq!(after.claim("sending", LEASE).await?, Claim::Busy);
+        assert_eq!(after.claim("sending", LEASE).await?, Claim::Acquired);
+        assert_eq!(after.claim("sending", LEASE).await?, Claim::Busy, "now ours");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_second_handle_in_the_same_process_sees_the_claim_as_live() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state.redb");
+        let first = LocalStore::open(&path, WEEK)?;
+        let second = LocalStore::open(&path, WEEK)?;
+        assert_eq!(first.claim("k", LEASE).await?, Claim::Acquired);
+        assert_eq!(second.claim("k", LEASE).await?, Claim::Busy);
         Ok(())
     }
 

@@ -10,19 +10,11 @@ use tokio::task::JoinSet;
 
 use crate::event::ObjectCreated;
 use crate::pipeline::Pipeline;
-use crate::record::Entry;
 
 /// Uploads handled at the same time; enough to keep a pooled SMTP connection set busy.
 const CONCURRENCY: usize = 16;
 
-/// One upload and what the pipeline did with it.
-#[derive(Debug)]
-pub struct Handled {
-    /// The upload.
-    pub event: ObjectCreated,
-    /// One entry per rule it reached, or one saying why it reached none.
-    pub entries: Vec<Entry>,
-}
+pub use crate::record::Handled;
 
 /// Handles every event from `events` until the channel closes, reporting each to `handled`,
 /// then waits for the uploads still in flight.
