@@ -154,11 +154,7 @@ impl Pipeline {
     }
 
     async fn handle_event_inner(&self, index: usize, event: &ObjectCreated) -> Vec<Entry> {
-        let object = ObjectRef {
-            bucket: event.bucket.clone(),
-            key: event.key.clone(),
-            size: event.size,
-        };
+        let object = ObjectRef::of(event);
         let at = |outcome| entry(index, Some(object.clone()), outcome);
 
         if let Some(reason) = self.skip_reason(event) {

@@ -125,6 +125,17 @@ pub struct ObjectRef {
     pub size: u64,
 }
 
+impl ObjectRef {
+    /// The upload's bucket, key and size.
+    pub fn of(event: &ObjectCreated) -> Self {
+        ObjectRef {
+            bucket: event.bucket.clone(),
+            key: event.key.clone(),
+            size: event.size,
+        }
+    }
+}
+
 /// One line of a report.
 #[derive(Debug, Clone)]
 pub struct Entry {

@@ -39,7 +39,7 @@ pub struct Args {
 pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = with_outbox(super::load(super::origin(flag))?, args.outbox);
     let data = tempfile::tempdir().context("cannot create a folder for the demo bucket")?;
-    super::tokio_runtime()?.block_on(async move {
+    super::block_on(async move {
         let sender = deliver::build(&config.sender).await?;
         let delivery = deliver::describe(&config.sender);
         let (events_tx, events_rx) = mpsc::channel(64);

@@ -4,14 +4,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use herald::config::Config;
 use herald::deadletter::DeadLetters;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::render::format::visible;
-use herald::runtime::dev::{DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions};
+use herald::runtime::dev::{
+    DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions, Uploads,
+};
 use herald::runtime::local::{self, Handled};
-use herald::{dedupe, deliver};
-use tokio::sync::mpsc;
+use herald::{dedupe, deliver, runtime};
+use tokio::sync::{mpsc, oneshot};
 
 use super::local_links;
 
@@ -35,31 +40,49 @@ pub struct Args {
 /// Runs until Ctrl-C or SIGTERM, printing one line per upload.
 pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = super::load(super::origin(flag))?;
-    super::tokio_runtime()?.block_on(async move {
+    super::block_on(async move {
         let sender = deliver::build(&config.sender).await?;
-        let (events_tx, events_rx) = mpsc::channel(QUEUE);
+        let queue = runtime::queue(&config)?;
+        let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
+        let (events, channel) = match &queue {
+            Some(inbox) => (Uploads::Queue(inbox.clone()), None),
+            None => {
+                let (events_tx, events_rx) = mpsc::channel(QUEUE);
+                (Uploads::Channel(events_tx), Some(events_rx))
+            }
+        };
         let options = DevOptions {
             listen: args.listen,
             data_dir: args.data_dir.clone(),
             buckets: args.buckets.clone(),
         };
-        let endpoint = DevEndpoint::start(options, events_tx)
+        let endpoint = DevEndpoint::start(options, events)
             .await
             .with_context(|| format!("cannot start the S3 endpoint on {}", args.listen))?;
-        print_banner(&endpoint, &args, &deliver::describe(&config.sender));
+        print_banner(&endpoint, &args, &config);
 
-        let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
         // Remembers sent emails (in memory without [dedupe]), so a client retrying an
         // upload's request does not produce a second email.
         let dedupe = dedupe::build(&config).await?;
         let dead_letters = config.dead_letter.as_ref().map(DeadLetters::open);
-        let mut pipeline = Pipeline::new(config, Delivery::Send(sender))
+        let mut pipeline = Pipeline::new(Arc::clone(&config), Delivery::Send(sender))
             .with_dedupe(dedupe)
             .with_links(local_links(&endpoint));
         if let Some(store) = dead_letters.transpose()? {
             pipeline = pipeline.with_dead_letters(store);
         }
-        let worker = tokio::spawn(local::run(pipeline, events_rx, handled_tx));
+        let (stop_drain, drain_stopped) = oneshot::channel::<()>();
+        let worker = match (queue, channel) {
+            (Some(inbox), _) => {
+                let drain = runtime::drain(&config, inbox, pipeline)?.reporting(handled_tx);
+                tokio::spawn(drain.run(async {
+                    // A dropped sender also means stop.
+                    let _ = drain_stopped.await;
+                }))
+            }
+            (None, Some(events_rx)) => tokio::spawn(local::run(pipeline, events_rx, handled_tx)),
+            (None, None) => bail!("the dev endpoint has neither a queue nor a channel"),
+        };
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);
         loop {
@@ -71,6 +94,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
 
         println!("stopping: finishing uploads in flight");
         endpoint.shutdown().await;
+        let _ = stop_drain.send(());
         while let Some(handled) = handled_rx.recv().await {
             print_handled(&handled);
         }
@@ -79,7 +103,8 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_banner(endpoint: &DevEndpoint, args: &Args, delivery: &str) {
+fn print_banner(endpoint: &DevEndpoint, args: &Args, config: &Config) {
+    let delivery = deliver::describe(&config.sender);
     let url = endpoint.endpoint_url();
     let bucket = args.buckets.first().map_or("uploads", String::as_str);
     println!("herald dev: S3 endpoint ready");
@@ -90,6 +115,12 @@ fn print_banner(endpoint: &DevEndpoint, args: &Args, delivery: &str) {
     println!("  buckets:    {}", args.buckets.join(", "));
     println!("  data:       {}", args.data_dir.display());
     println!("  delivery:   {delivery}");
+    if let Some(queue) = &config.queue {
+        println!(
+            "  queue:      {} (uploads are stored before S3 answers)",
+            queue.path.display()
+        );
+    }
     println!("try it:");
     println!(
         "  AWS_ACCESS_KEY_ID={DEV_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={DEV_SECRET_KEY} \

@@ -56,7 +56,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: the config has no [dead_letter] section, so nothing is ever parked");
         return Ok(ExitCode::from(EXIT_CONFIG));
     };
-    super::tokio_runtime()?.block_on(async {
+    super::block_on(async {
         let store = DeadLetters::open(settings)?;
         match args.action {
             Action::List => list(&store).await,

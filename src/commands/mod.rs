@@ -54,6 +54,21 @@ pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// How long a stopping command waits for blocking work it no longer needs (an SMTP send cut
+/// off at shutdown, whose upload stays queued or unacknowledged) before exiting anyway.
+const ABANDON_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs a long-running command's main future on a fresh runtime, and does not let blocking
+/// calls still in flight at the end hold the process open.
+pub fn block_on<T>(
+    main: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let runtime = tokio_runtime()?;
+    let result = runtime.block_on(main);
+    runtime.shutdown_timeout(ABANDON_AFTER);
+    result
+}
+
 /// One line for people saying what happened to a record.
 pub fn describe(outcome: &Outcome) -> String {
     match outcome {

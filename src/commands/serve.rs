@@ -33,7 +33,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = super::load(origin)?;
     let port = std::env::var("PORT").ok();
     let listen = serve::listen_address(args.listen, port.as_deref(), config.serve.listen)?;
-    super::tokio_runtime()?.block_on(async move {
+    super::block_on(async move {
         let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
         println!(
             "herald serve: delivery {}",
@@ -56,9 +56,32 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
 
         let token = config.serve.minio_token.clone();
         let body_limit = config.serve.body_limit;
+        let queued = match runtime::queue(&config)? {
+            Some(inbox) => Some((
+                inbox.clone(),
+                runtime::drain(&config, inbox, pipeline.clone())?,
+            )),
+            None => None,
+        };
         let mut state = AppState::new(pipeline, token);
         if let Some(sns) = sns {
             state = state.with_sns(sns);
+        }
+        let (stop_drain, drain_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut drain_task = None;
+        if let Some((inbox, drain)) = queued {
+            if let Some(queue) = &config.queue {
+                println!(
+                    "herald serve: queue {} (uploads are stored before they are acknowledged)",
+                    queue.path.display()
+                );
+            }
+            state = state.with_queue(inbox);
+            let stopped = async {
+                // A dropped sender also means stop.
+                let _ = drain_stopped.await;
+            };
+            drain_task = Some(tokio::spawn(drain.run(stopped)));
         }
         let receiver = Receiver::bind(listen, state, body_limit)
             .await
@@ -75,6 +98,11 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             })
             .await
             .context("the HTTP server failed")?;
+        if let Some(task) = drain_task {
+            println!("stopping: finishing queued deliveries in flight");
+            let _ = stop_drain.send(());
+            task.await.context("the queue's delivery loop panicked")?;
+        }
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })

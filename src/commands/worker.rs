@@ -35,7 +35,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let config = super::load(origin)?;
-    super::tokio_runtime()?.block_on(async move {
+    super::block_on(async move {
         let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
         println!(
             "herald worker: delivery {}",

@@ -332,7 +332,8 @@ pub struct QueueFile {
     #[serde(default = "default_queue_retry_max_secs")]
     pub retry_max_secs: u64,
     /// Hours an upload is retried before its failing notifications are parked in the
-    /// dead-letter store (the `[dead_letter]` file, or the queue's own). Default 24.
+    /// dead-letter store for `herald dlq`. Without a `[dead_letter]` section, a queue keeps
+    /// its dead letters in its own state file, with that section's defaults. Default 24.
     #[serde(default = "default_queue_max_age_hours")]
     pub max_age_hours: u32,
     /// Seconds a stopping process waits for deliveries in flight; the rest stay queued for

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 use super::file::{
     DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, MailgunFile, OneOrMany, OutboxFile,
-    QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile,
-    UnmatchedFile,
+    QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile,
+    SmtpFile, UnmatchedFile,
 };
 use super::{Config, Origin, Rule, SenderKind, SenderSettings};
 use crate::deadletter::DeadLetterSettings;
@@ -140,10 +140,14 @@ impl Checker<'_> {
         let skip = self.optional::<SkipFile>("[skip]", table.remove("skip"));
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
         let dedupe = self.dedupe(table.remove("dedupe"));
-        let dead_letter = self.dead_letter(table.remove("dead_letter"));
+        let mut dead_letter = self.dead_letter(table.remove("dead_letter"));
         let queue = self.queue(table.remove("queue"));
-        if let (Some(Some(_)), Some(dedupe)) = (&queue, &dedupe) {
+        if let (Some(Some(queue)), Some(dedupe)) = (&queue, &dedupe) {
             self.queue_fits_dedupe(dedupe.as_ref());
+            // A queue parks what it gives up on: in its own file unless [dead_letter] says.
+            if let Some(none @ None) = &mut dead_letter {
+                *none = Some(DeadLetterSettings::in_file(queue.path.clone()));
+            }
         }
         let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
@@ -612,7 +616,11 @@ impl Checker<'_> {
             ("retry_max_secs", file.retry_max_secs),
             ("max_age_hours", u64::from(file.max_age_hours)),
         ];
-        let zero: Vec<&str> = counts.iter().filter(|(_, v)| *v == 0).map(|(f, _)| *f).collect();
+        let zero: Vec<&str> = counts
+            .iter()
+            .filter(|(_, v)| *v == 0)
+            .map(|(f, _)| *f)
+            .collect();
         for field in &zero {
             self.report(format!("[queue] {field}"), "must be at least 1");
         }

@@ -43,6 +43,17 @@ pub struct DeadLetterSettings {
     pub max_age: Duration,
 }
 
+impl DeadLetterSettings {
+    /// The default bounds, in the state file at `path`.
+    pub fn in_file(path: PathBuf) -> Self {
+        DeadLetterSettings {
+            path,
+            max_entries: usize::try_from(DEFAULT_MAX_ENTRIES).unwrap_or(usize::MAX),
+            max_age: Duration::from_secs(u64::from(DEFAULT_MAX_AGE_DAYS) * 24 * 3600),
+        }
+    }
+}
+
 /// One parked notification, with what a replay needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {

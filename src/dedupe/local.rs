@@ -246,8 +246,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn done_keys_survive_a_restart_and_a_stopped_process_claim_is_taken_over() -> TestResult
-    {
+    async fn done_keys_survive_a_restart_and_a_stopped_process_claim_is_taken_over() -> TestResult {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("state.redb");
         let before = LocalStore::open(&path, WEEK)?;
@@ -259,7 +258,11 @@ mod tests {
         drop(before);
         assert_eq!(after.claim("sent", LEASE).await?, Claim::Done);
         assert_eq!(after.claim("sending", LEASE).await?, Claim::Acquired);
-        assert_eq!(after.claim("sending", LEASE).await?, Claim::Busy, "now ours");
+        assert_eq!(
+            after.claim("sending", LEASE).await?,
+            Claim::Busy,
+            "now ours"
+        );
         Ok(())
     }
 

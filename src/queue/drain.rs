@@ -67,7 +67,7 @@ impl Drain {
     /// Runs until `shutdown` resolves, then waits up to `[queue] drain_secs` for the
     /// deliveries in flight. What is still queued then is delivered after the next start.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        match self.inbox.len().await {
+        match self.inbox.waiting().await {
             Ok(0) => {}
             Ok(waiting) => info!(waiting, "event queue resumed"),
             Err(err) => warn!(error = %err, "event queue length unknown"),
@@ -129,10 +129,13 @@ impl Drain {
         .await;
         if drained.is_err() {
             tasks.abort_all();
-            warn!(in_flight = busy.len(), grace_secs = grace.as_secs(),
-                "deliveries cut off at shutdown; they stay queued for the next start");
+            warn!(
+                in_flight = busy.len(),
+                grace_secs = grace.as_secs(),
+                "deliveries cut off at shutdown; they stay queued for the next start"
+            );
         }
-        match self.inbox.len().await {
+        match self.inbox.waiting().await {
             Ok(0) => info!("event queue empty at shutdown"),
             Ok(waiting) => info!(waiting, "event queue kept for the next start"),
             Err(err) => warn!(error = %err, "event queue length unknown"),
@@ -198,8 +201,12 @@ impl Attempt {
         let wait = backoff(entry.attempts, self.settings.retry_max);
         entry.not_before_ms = now_millis().saturating_add(millis(wait));
         entry.last_error = Some(retry.values().cloned().collect::<Vec<_>>().join("; "));
-        warn!(queued = entry.id, attempts = entry.attempts, retry_in_ms = wait.as_millis(),
-            "queued upload not delivered yet; retrying later");
+        warn!(
+            queued = entry.id,
+            attempts = entry.attempts,
+            retry_in_ms = wait.as_millis(),
+            "queued upload not delivered yet; retrying later"
+        );
     }
 
     /// Parks each notification that kept failing, so an operator can replay it.
@@ -262,7 +269,14 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {
         let max = Duration::from_secs(10);
-        for (attempts, full) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (40, 10.0)] {
+        for (attempts, full) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (4, 8.0),
+            (5, 10.0),
+            (40, 10.0),
+        ] {
             let wait = backoff(attempts, max).as_secs_f64();
             assert!(
                 (full / 2.0..=full).contains(&wait),

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::event::ObjectCreated;
+use crate::record::{Entry, ObjectRef, Outcome, Report};
+use crate::sources::{Payload, Record};
 use crate::store::{self, StoreError, now_millis};
 
 pub mod drain;
@@ -103,7 +105,7 @@ pub struct Due {
 #[derive(Debug, Clone)]
 pub struct Inbox {
     database: Arc<Database>,
-    max_entries: usize,
+    settings: QueueSettings,
     pushed: Arc<Notify>,
 }
 
@@ -112,9 +114,14 @@ impl Inbox {
     pub fn open(settings: &QueueSettings) -> Result<Self, StoreError> {
         Ok(Inbox {
             database: store::open(&settings.path)?,
-            max_entries: settings.max_entries,
+            settings: settings.clone(),
             pushed: Arc::new(Notify::new()),
         })
+    }
+
+    /// The settings it was opened with.
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
     }
 
     /// Writes the uploads to the file and returns their numbers once the commit is durable.
@@ -123,12 +130,60 @@ impl Inbox {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let max_entries = self.max_entries;
+        let max_entries = self.settings.max_entries;
         let ids = self
             .blocking(move |db| push(db, events, max_entries))
             .await??;
         self.pushed.notify_one();
         Ok(ids)
+    }
+
+    /// Queues every upload in a parsed payload, in one commit, and reports each record:
+    /// queued, ignored (not an upload), unreadable, or a provider test event. Nothing is queued
+    /// when the commit fails; the caller answers so that the sender retries.
+    pub async fn accept(&self, payload: Payload) -> Result<Report, QueueError> {
+        let records = match payload {
+            Payload::Test { kind } => {
+                tracing::info!(kind = %kind, "provider test event acknowledged");
+                return Ok(report(vec![(0, None, Outcome::Test { kind })]));
+            }
+            Payload::Records(records) => records,
+        };
+        let mut uploads = Vec::new();
+        let mut entries = Vec::new();
+        for (index, record) in records.into_iter().enumerate() {
+            match record {
+                Ok(Record::Created(event)) => uploads.push((index, event)),
+                Ok(Record::Ignored { event_name }) => {
+                    entries.push((index, None, Outcome::Ignored { event_name }));
+                }
+                Err(err) => {
+                    tracing::error!(record = index, error = %err,
+                        "record cannot be read and is dropped");
+                    let error = err.to_string();
+                    let (rule, transient, parked) = (None, false, None);
+                    let failed = Outcome::Failed {
+                        rule,
+                        error,
+                        transient,
+                        parked,
+                    };
+                    entries.push((index, None, failed));
+                }
+            }
+        }
+        let objects: Vec<(usize, ObjectRef)> = uploads
+            .iter()
+            .map(|(index, event)| (*index, ObjectRef::of(event)))
+            .collect();
+        let ids = self
+            .push(uploads.into_iter().map(|(_, e)| e).collect())
+            .await?;
+        for ((index, object), id) in objects.into_iter().zip(ids) {
+            entries.push((index, Some(object), Outcome::Queued { id }));
+        }
+        entries.sort_by_key(|(index, _, _)| *index);
+        Ok(report(entries))
     }
 
     /// Up to `limit` entries ready now, skipping the numbers in `busy` (being delivered).
@@ -166,8 +221,8 @@ impl Inbox {
         .await?
     }
 
-    /// How many uploads are waiting, including those being delivered.
-    pub async fn len(&self) -> Result<u64, StoreError> {
+    /// How many uploads are queued, including those being delivered.
+    pub async fn waiting(&self) -> Result<u64, StoreError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(redb::Error::from)?;
             match txn.open_table(ENTRIES) {
@@ -195,13 +250,30 @@ impl Inbox {
     }
 }
 
+fn report(entries: Vec<(usize, Option<ObjectRef>, Outcome)>) -> Report {
+    let entries = entries
+        .into_iter()
+        .map(|(record, object, outcome)| Entry {
+            record,
+            object,
+            outcome,
+        })
+        .collect();
+    Report { entries }
+}
+
 /// Appends the uploads after the highest number in use, in one transaction.
-fn push(db: &Database, events: Vec<ObjectCreated>, max_entries: usize) -> Result<Vec<u64>, QueueError> {
+fn push(
+    db: &Database,
+    events: Vec<ObjectCreated>,
+    max_entries: usize,
+) -> Result<Vec<u64>, QueueError> {
     let now = now_millis();
     let txn = db.begin_write().map_err(redb::Error::from)?;
     let ids = {
         let mut table = txn.open_table(ENTRIES).map_err(redb::Error::from)?;
-        let waiting = usize::try_from(table.len().map_err(redb::Error::from)?).unwrap_or(usize::MAX);
+        let waiting =
+            usize::try_from(table.len().map_err(redb::Error::from)?).unwrap_or(usize::MAX);
         if waiting.saturating_add(events.len()) > max_entries {
             return Err(QueueError::Full { max_entries });
         }
@@ -248,7 +320,11 @@ fn due(db: &Database, busy: &HashSet<u64>, limit: usize, now: u64) -> Result<Due
         }
         let (not_before, json) = value.value();
         if not_before > now {
-            found.next_ms = Some(found.next_ms.map_or(not_before, |next| next.min(not_before)));
+            found.next_ms = Some(
+                found
+                    .next_ms
+                    .map_or(not_before, |next| next.min(not_before)),
+            );
             continue;
         }
         if found.ready.len() == limit {

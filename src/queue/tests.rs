@@ -44,7 +44,9 @@ fn keys(due: &Due) -> Vec<&str> {
 async fn pushed_uploads_come_back_in_order_and_survive_a_reopen() -> TestResult {
     let dir = tempfile::tempdir()?;
     let inbox = Inbox::open(&settings(dir.path(), 10))?;
-    let ids = inbox.push(vec![upload("a"), upload("b"), upload("c")]).await?;
+    let ids = inbox
+        .push(vec![upload("a"), upload("b"), upload("c")])
+        .await?;
     assert_eq!(ids, [0, 1, 2]);
     drop(inbox);
 
@@ -61,10 +63,15 @@ async fn pushed_uploads_come_back_in_order_and_survive_a_reopen() -> TestResult 
 async fn due_skips_busy_entries_and_honours_the_limit() -> TestResult {
     let dir = tempfile::tempdir()?;
     let inbox = Inbox::open(&settings(dir.path(), 10))?;
-    inbox.push(vec![upload("a"), upload("b"), upload("c")]).await?;
+    inbox
+        .push(vec![upload("a"), upload("b"), upload("c")])
+        .await?;
     let due = inbox.due(HashSet::from([0]), 1).await?;
     assert_eq!(keys(&due), ["b"]);
-    assert!(due.next_ms.is_some(), "c is ready too, so come back at once");
+    assert!(
+        due.next_ms.is_some(),
+        "c is ready too, so come back at once"
+    );
     Ok(())
 }
 
@@ -84,7 +91,7 @@ async fn a_deferred_entry_waits_and_a_removed_one_is_gone() -> TestResult {
     let found = inbox.due(HashSet::new(), 10).await?;
     assert!(found.ready.is_empty());
     assert_eq!(found.next_ms, Some(later.not_before_ms));
-    assert_eq!(inbox.len().await?, 1);
+    assert_eq!(inbox.waiting().await?, 1);
     Ok(())
 }
 
@@ -98,7 +105,7 @@ async fn a_full_queue_takes_nothing_and_says_so() -> TestResult {
         matches!(refused, Err(QueueError::Full { max_entries: 2 })),
         "{refused:?}"
     );
-    assert_eq!(inbox.len().await?, 1);
+    assert_eq!(inbox.waiting().await?, 1);
     assert_eq!(
         refused.map_err(|e| e.to_string()).err().as_deref(),
         Some("the event queue is full (2 uploads waiting)")

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::event::ObjectCreated;
+use crate::queue::Inbox;
 use notify::{ClientAddr, NotifyingFs};
 
 /// Access key every dev client uses; it is also reported as the uploader of each event.
@@ -45,6 +46,24 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Pause after a failed accept, so a persistent failure (out of file descriptors) does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Where the endpoint puts each upload's event.
+#[derive(Debug, Clone)]
+pub enum Uploads {
+    /// Hands events to a task in this process; a full channel slows the uploading client down
+    /// rather than losing the event. An event still in the channel when the process dies is
+    /// lost.
+    Channel(mpsc::Sender<ObjectCreated>),
+    /// Writes each event to the durable queue before the S3 request is answered; when that
+    /// fails the client gets `503 SlowDown` and retries the upload.
+    Queue(Inbox),
+}
+
+impl From<mpsc::Sender<ObjectCreated>> for Uploads {
+    fn from(channel: mpsc::Sender<ObjectCreated>) -> Self {
+        Uploads::Channel(channel)
+    }
+}
 
 /// Where and what the dev endpoint serves.
 #[derive(Debug, Clone)]
@@ -107,12 +126,12 @@ pub struct DevEndpoint {
 impl DevEndpoint {
     /// Creates the data directory and buckets, binds the listener and starts serving.
     ///
-    /// Each upload's event is sent on `events`; a full channel slows the uploading client
-    /// down rather than losing the event.
+    /// Each upload's event goes to `events` (see [`Uploads`]).
     pub async fn start(
         options: DevOptions,
-        events: mpsc::Sender<ObjectCreated>,
+        events: impl Into<Uploads>,
     ) -> Result<DevEndpoint, DevError> {
+        let events = events.into();
         create_buckets(&options.data_dir, &options.buckets).await?;
         let service = s3_service(&options.data_dir, events)?;
         let listener = TcpListener::bind(options.listen)
@@ -184,7 +203,7 @@ async fn create_dir(path: &Path) -> Result<(), DevError> {
 
 /// The S3 protocol stack: SigV4 checked against the dev keys, path-style addressing (no host
 /// parser is set, so the bucket is always the first path segment).
-fn s3_service(data_dir: &Path, events: mpsc::Sender<ObjectCreated>) -> Result<S3Service, DevError> {
+fn s3_service(data_dir: &Path, events: Uploads) -> Result<S3Service, DevError> {
     let fs = FileSystem::new(data_dir).map_err(|err| DevError::DataDir {
         path: data_dir.to_owned(),
         source: err.into(),

@@ -11,9 +11,13 @@ pub mod worker;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::deadletter::{DeadLetterSettings, DeadLetters};
 use crate::dedupe::DedupeSetupError;
 use crate::deliver::{self, SetupError};
 use crate::pipeline::{Delivery, Pipeline};
+use crate::queue::Inbox;
+use crate::queue::drain::Drain;
+use crate::store::StoreError;
 use crate::{dedupe, links};
 
 /// The sender or the dedupe store of [`configured_pipeline`] could not be set up.
@@ -36,4 +40,23 @@ pub async fn configured_pipeline(config: Arc<Config>) -> Result<Pipeline, Pipeli
     let links = links::for_config(&config).await;
     let pipeline = Pipeline::new(config, Delivery::Send(sender));
     Ok(pipeline.with_dedupe(store).with_links(links))
+}
+
+/// With a `[queue]`: the queue receivers write to (see [`drain`] for the loop that delivers
+/// from it). `None` without a `[queue]`, when receivers deliver while the request waits.
+pub fn queue(config: &Config) -> Result<Option<Inbox>, StoreError> {
+    config.queue.as_ref().map(Inbox::open).transpose()
+}
+
+/// The loop that delivers from `inbox` through `pipeline`, parking what fails for good in the
+/// configured dead-letter store (the config check gives every queue one).
+pub fn drain(config: &Config, inbox: Inbox, pipeline: Pipeline) -> Result<Drain, StoreError> {
+    let settings = inbox.settings().clone();
+    let dead_letter = config
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| DeadLetterSettings::in_file(settings.path.clone()));
+    let dead_letters = DeadLetters::open(&dead_letter)?;
+    let pipeline = pipeline.with_dead_letters(dead_letters.clone());
+    Ok(Drain::new(pipeline, inbox, dead_letters, settings))
 }

@@ -10,10 +10,9 @@ use jiff::Timestamp;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
-use tokio::sync::mpsc;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
-use super::{DEV_REGION, limits};
+use super::{DEV_REGION, Uploads, limits};
 use crate::event::{ObjectCreated, Provider};
 
 /// The client's socket address, put into each request's extensions by the connection layer.
@@ -23,7 +22,7 @@ pub(super) struct ClientAddr(pub(super) SocketAddr);
 /// s3s-fs plus the event channel.
 pub(super) struct NotifyingFs {
     fs: FileSystem,
-    events: mpsc::Sender<ObjectCreated>,
+    events: Uploads,
     sequencer: AtomicU64,
 }
 
@@ -59,7 +58,7 @@ impl Upload {
 }
 
 impl NotifyingFs {
-    pub(super) fn new(fs: FileSystem, events: mpsc::Sender<ObjectCreated>) -> Self {
+    pub(super) fn new(fs: FileSystem, events: Uploads) -> Self {
         NotifyingFs {
             fs,
             events,
@@ -67,26 +66,42 @@ impl NotifyingFs {
         }
     }
 
-    /// Reads the stored object back and sends its event.
+    /// Reads the stored object back and hands its event on.
     ///
     /// s3s-fs answers copies and multipart completions without a size (and the multipart
     /// ETag only inside a deferred future), so the facts come from a head on the filesystem.
     /// An upload to the same key landing in between would be described instead: acceptable
     /// for a local endpoint, where the event is a notification, not an audit record.
-    async fn announce(&self, upload: Upload) {
+    ///
+    /// Fails only when the durable queue cannot store the event: the client is told to retry,
+    /// since the upload was stored but its notification was not.
+    async fn announce(&self, upload: Upload) -> S3Result<()> {
         let stored = match self.stored(&upload).await {
             Ok(stored) => stored,
             Err(err) => {
                 error!(bucket = ?upload.bucket, key = ?upload.key, error = %err,
                     "dev upload stored but could not be read back; no event emitted");
-                return;
+                return Ok(());
             }
         };
         let event = self.event(upload, stored);
         debug!(bucket = ?event.bucket, key = ?event.key, size = event.size, "dev upload event");
-        if let Err(lost) = self.events.send(event).await {
-            error!(bucket = ?lost.0.bucket, key = ?lost.0.key,
-                "dev upload event dropped: event channel closed");
+        match &self.events {
+            Uploads::Channel(channel) => {
+                if let Err(lost) = channel.send(event).await {
+                    error!(bucket = ?lost.0.bucket, key = ?lost.0.key,
+                        "dev upload event dropped: event channel closed");
+                }
+                Ok(())
+            }
+            Uploads::Queue(queue) => {
+                let (bucket, key) = (event.bucket.clone(), event.key.clone());
+                queue.push(vec![event]).await.map(drop).map_err(|err| {
+                    warn!(bucket = ?bucket, key = ?key, error = %err,
+                        "dev upload not queued; the client is told to retry");
+                    s3s::s3_error!(SlowDown, "the upload was stored but not queued: {err}")
+                })
+            }
         }
     }
 
@@ -190,7 +205,7 @@ impl S3 for NotifyingFs {
         self.require_writable(&upload.bucket, &upload.key, false)
             .await?;
         let response = self.fs.put_object(req).await?;
-        self.announce(upload).await;
+        self.announce(upload).await?;
         Ok(response)
     }
 
@@ -202,7 +217,7 @@ impl S3 for NotifyingFs {
         self.require_writable(&upload.bucket, &upload.key, false)
             .await?;
         let response = self.fs.copy_object(req).await?;
-        self.announce(upload).await;
+        self.announce(upload).await?;
         Ok(response)
     }
 
@@ -213,7 +228,7 @@ impl S3 for NotifyingFs {
         let (bucket, key) = (&req.input.bucket, &req.input.key);
         let upload = Upload::new(&req, "ObjectCreated:CompleteMultipartUpload", bucket, key);
         let response = self.fs.complete_multipart_upload(req).await?;
-        self.announce(upload).await;
+        self.announce(upload).await?;
         Ok(response)
     }
 

@@ -2,9 +2,9 @@
 //!
 //! | outcome | Google (`/cloudevents`, `/pubsub`) | Event Grid, SNS | MinIO (`/minio`) |
 //! | --- | --- | --- | --- |
-//! | sent, duplicate, ignored, skipped, unmatched, test | 200 | 200 | 200 |
+//! | sent, duplicate, queued, ignored, skipped, unmatched, test | 200 | 200 | 200 |
 //! | payload unreadable | 400 | 400 | 400 |
-//! | a delivery may succeed later | 503 | 503 | 503 |
+//! | a delivery may succeed later, or the queue cannot store it | 503 | 503 | 503 |
 //! | a delivery can never succeed | 422 | 400 | 200 |
 //!
 //! Why the last row differs: Pub/Sub and Eventarc retry every answer that is not a 2xx until
@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::{debug, warn};
 
 use super::AppState;
+use crate::queue::QueueError;
 use crate::record::{Outcome, Report};
 use crate::sources::{Payload, SourceError};
 
@@ -51,8 +52,21 @@ pub(super) async fn handle(
         Ok(payload) => payload,
         Err(err) => return unreadable(&err),
     };
-    let report = state.pipeline.handle_parsed(payload).await;
+    let report = match &state.queue {
+        Some(queue) => match queue.accept(payload).await {
+            Ok(report) => report,
+            Err(err) => return not_queued(&err),
+        },
+        None => state.pipeline.handle_parsed(payload).await,
+    };
     answer(platform, &report)
+}
+
+/// A 503 when the queue could not store the uploads: nothing was acknowledged, so the
+/// platform sends them again.
+fn not_queued(err: &QueueError) -> Response {
+    warn!(error = %err, "request refused: uploads not queued; the sender will retry");
+    (StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")).into_response()
 }
 
 /// A 400 for a payload Herald cannot read; logged, since the event it carried is lost.

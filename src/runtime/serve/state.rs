@@ -1,8 +1,10 @@
-//! What every handler shares: the pipeline, the MinIO token and the SNS signature checker.
+//! What every handler shares: the pipeline, the MinIO token, the SNS signature checker and
+//! the event queue, when there is one.
 
 use std::sync::Arc;
 
 use crate::pipeline::Pipeline;
+use crate::queue::Inbox;
 use crate::secret::Secret;
 use crate::sources::sns_https::SnsHttps;
 
@@ -12,6 +14,7 @@ pub struct AppState {
     pub(super) pipeline: Pipeline,
     pub(super) minio_token: Option<Arc<Secret>>,
     pub(super) sns: Option<Arc<SnsHttps>>,
+    pub(super) queue: Option<Inbox>,
 }
 
 impl AppState {
@@ -22,7 +25,15 @@ impl AppState {
             pipeline,
             minio_token: minio_token.map(Arc::new),
             sns: None,
+            queue: None,
         }
+    }
+
+    /// Writes uploads to `queue` and answers once they are stored, instead of delivering
+    /// while the request waits.
+    pub fn with_queue(mut self, queue: Inbox) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// Accepts SNS HTTPS deliveries on `POST /sns`, checked by `sns`; without it the route
