@@ -1259,6 +1259,43 @@ mod tests {
     }
 
     #[test]
+    fn queue_defaults_bring_a_dead_letter_store_in_the_same_file() {
+        let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
+        let text = format!("{sender}[dedupe]\ntype = \"local\"\n[queue]\n{SES_RULE}");
+        let config = check(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let state = PathBuf::from(".herald/state.redb");
+        assert_eq!(
+            config.queue,
+            Some(QueueSettings {
+                path: state.clone(),
+                max_entries: 100_000,
+                concurrency: 16,
+                retry_max: Duration::from_secs(300),
+                max_age: Duration::from_secs(24 * 3600),
+                drain_grace: Duration::from_secs(10),
+            })
+        );
+        assert_eq!(config.dead_letter, Some(DeadLetterSettings::in_file(state)));
+    }
+
+    #[test]
+    fn queue_problems_are_all_reported() {
+        let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
+        let bad = "[queue]\npath = \"state/\"\nconcurrency = 0\nmax_age_hours = 0\nsize = 1\n";
+        let found = problems(&format!("{sender}{bad}{SES_RULE}"));
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with("[queue]: unknown field `size`"));
+        assert_eq!(found[1], "[queue] path: \"state/\" is not a file path");
+        assert_eq!(found[2], "[queue] concurrency: must be at least 1");
+        assert_eq!(found[3], "[queue] max_age_hours: must be at least 1");
+
+        let memory = format!("{sender}[dedupe]\ntype = \"memory\"\n[queue]\n{SES_RULE}");
+        let found = problems(&memory);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("[queue]: needs a [dedupe] store that survives restarts"));
+    }
+
+    #[test]
     fn bad_ses_and_dedupe_fields_are_all_reported() {
         let text = r#"
             [sender]

@@ -264,7 +264,19 @@ fn millis(duration: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+    use crate::config::{self, Origin};
+    use crate::deadletter::DeadLetterSettings;
+    use crate::dedupe::MemoryStore;
+    use crate::deliver::memory::MemorySender;
+    use crate::deliver::{DeliveryError, Email, SendFuture, Sender};
+    use crate::event::{ObjectCreated, Provider};
+    use crate::pipeline::Delivery;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {
@@ -284,5 +296,142 @@ mod tests {
                 full / 2.0
             );
         }
+    }
+
+    /// Fails every email transiently `failures` times in all, then hands them to `inner`.
+    struct Flaky {
+        failures: AtomicU32,
+        inner: MemorySender,
+    }
+
+    impl Sender for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+
+        fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
+            let left = self.failures.load(Ordering::SeqCst);
+            if left == 0 {
+                return self.inner.send(email);
+            }
+            self.failures.store(left - 1, Ordering::SeqCst);
+            let err = DeliveryError::Transient {
+                sender: "flaky",
+                reason: "421 try again later".into(),
+                source: None,
+                retry_after: None,
+            };
+            Box::pin(async move { Err(err) })
+        }
+    }
+
+    fn upload(n: u32) -> ObjectCreated {
+        ObjectCreated {
+            provider: Provider::Dev,
+            event_name: "ObjectCreated:Put".into(),
+            bucket: "uploads".into(),
+            key: format!("file-{n}.txt"),
+            size: 5,
+            content_type: None,
+            etag: Some(format!("{n:032x}")),
+            version_id: None,
+            sequencer: Some(format!("{n:016X}")),
+            event_time: None,
+            uploader: None,
+            source_ip: None,
+            region: None,
+        }
+    }
+
+    /// A queue, its dead letters and a drain over them, delivering through `sender`.
+    fn drain(
+        dir: &tempfile::TempDir,
+        sender: Arc<dyn Sender>,
+        max_age: Duration,
+    ) -> Result<(Inbox, DeadLetters, Drain), Box<dyn std::error::Error>> {
+        let text = "[sender]\ntype = \"outbox\"\nfrom = \"h@example.com\"\n\
+                    [[rule]]\nname = \"all\"\nto = [\"a@example.com\"]\n";
+        let config = config::validate::parse(text, Origin::BuiltIn, &|_| None)?;
+        let path = dir.path().join("state.redb");
+        let settings = QueueSettings {
+            path: path.clone(),
+            max_entries: 100,
+            concurrency: 2,
+            retry_max: Duration::from_secs(1),
+            max_age,
+            drain_grace: Duration::from_secs(1),
+        };
+        let inbox = Inbox::open(&settings)?;
+        let dead_letters = DeadLetters::open(&DeadLetterSettings::in_file(path))?;
+        let dedupe = Arc::new(MemoryStore::new(Duration::from_secs(60)));
+        let pipeline = Pipeline::new(Arc::new(config), Delivery::Send(sender)).with_dedupe(dedupe);
+        let pipeline = pipeline.with_dead_letters(dead_letters.clone());
+        let drain = Drain::new(pipeline, inbox.clone(), dead_letters.clone(), settings);
+        Ok((inbox, dead_letters, drain))
+    }
+
+    /// Runs `drain` until `inbox` is empty, or fails after 30 s.
+    async fn run_until_empty(inbox: &Inbox, drain: Drain) -> TestResult {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(drain.run(async {
+            let _ = stopped.await;
+        }));
+        let emptied = tokio::time::timeout(Duration::from_secs(30), async {
+            while inbox.waiting().await? > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .await;
+        let _ = stop.send(());
+        task.await?;
+        Ok(emptied??)
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_from_the_queue_until_delivered() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let flaky = Arc::new(Flaky {
+            failures: AtomicU32::new(2),
+            inner: MemorySender::new(),
+        });
+        let (inbox, dead_letters, drain) = drain(&dir, flaky.clone(), Duration::from_secs(3600))?;
+        inbox.push((0..3).map(upload).collect()).await?;
+
+        run_until_empty(&inbox, drain).await?;
+        let mut keys: Vec<String> = flaky
+            .inner
+            .sent()
+            .iter()
+            .map(|e| e.subject.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!((flaky.inner.sent().len(), keys.len()), (3, 3));
+        assert!(dead_letters.list().await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_upload_failing_past_its_max_age_is_parked_not_dropped() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let flaky = Arc::new(Flaky {
+            failures: AtomicU32::new(u32::MAX),
+            inner: MemorySender::new(),
+        });
+        let (inbox, dead_letters, drain) = drain(&dir, flaky.clone(), Duration::ZERO)?;
+        inbox.push(vec![upload(7)]).await?;
+
+        run_until_empty(&inbox, drain).await?;
+        let parked = dead_letters.list().await?;
+        assert_eq!(parked.len(), 1);
+        assert_eq!(
+            (parked[0].rule.as_str(), parked[0].transient),
+            ("all", true)
+        );
+        assert_eq!(parked[0].event.key, "file-7.txt");
+        assert!(parked[0].error.contains("421"), "{parked:?}");
+        assert!(flaky.inner.sent().is_empty());
+        Ok(())
     }
 }

@@ -586,3 +586,45 @@ mod sns {
         Ok(())
     }
 }
+
+/// A router over a `[queue]` in `dir` whose queue is full after `max_entries` uploads.
+fn queued_app(
+    dir: &tempfile::TempDir,
+    max_entries: usize,
+) -> Result<(Router, crate::queue::Inbox, Arc<MemorySender>), Box<dyn std::error::Error>> {
+    let config = config::validate::parse(CONFIG, Origin::BuiltIn, &|_| None)?;
+    let sender = Arc::new(MemorySender::new());
+    let pipeline = Pipeline::new(Arc::new(config), Delivery::Send(sender.clone()));
+    let inbox = crate::queue::Inbox::open(&crate::queue::QueueSettings {
+        path: dir.path().join("state.redb"),
+        max_entries,
+        concurrency: 1,
+        retry_max: Duration::from_secs(1),
+        max_age: Duration::from_secs(60),
+        drain_grace: Duration::from_secs(1),
+    })?;
+    let state = AppState::new(pipeline, None).with_queue(inbox.clone());
+    Ok((router(state, DEFAULT_BODY_LIMIT), inbox, sender))
+}
+
+#[tokio::test]
+async fn with_a_queue_an_upload_is_stored_then_acknowledged_and_a_full_queue_is_a_503() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let (app, inbox, sender) = queued_app(&dir, 1)?;
+
+    let answer = call(&app, minio(None)?).await?;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.json()["queued"], 1);
+    assert_eq!(inbox.waiting().await?, 1);
+    assert!(sender.sent().is_empty(), "delivery is the drain loop's job");
+
+    let full = call(&app, minio(None)?).await?;
+    assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(full.body, "the event queue is full (1 uploads waiting)\n");
+
+    let unreadable = call(&app, post("/minio").body(Body::from("{\"Records\": 7}"))?).await?;
+    assert_eq!(unreadable.status, StatusCode::BAD_REQUEST);
+    assert_eq!(inbox.waiting().await?, 1);
+    Ok(())
+}
