@@ -50,7 +50,12 @@ fn example(part: &str) -> Example {
     let mut rows = Vec::new();
     let mut total = None;
     for line in part.lines().filter(|l| l.starts_with("| ")) {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         if cells.len() != 4 || cells[0] == "line" || cells[0].starts_with("---") {
             continue;
         }
@@ -81,7 +86,9 @@ fn run_json(args: &[String], extra: &[&str]) -> serde_json::Value {
 }
 
 fn fixed(value: &serde_json::Value) -> Fixed {
-    let text = value.as_str().unwrap_or_else(|| panic!("{value} is not a string"));
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is not a string"));
     text.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -94,16 +101,40 @@ fn check(example: &Example, free_tier: bool) {
         .unwrap_or_else(|| panic!("no lines in {estimate}"));
     let names: Vec<String> = lines
         .iter()
-        .map(|l| format!("{} {}", l["service"].as_str().unwrap_or(""), l["item"].as_str().unwrap_or("")))
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["service"].as_str().unwrap_or(""),
+                l["item"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     let readme: Vec<&String> = example.rows.iter().map(|r| &r.0).collect();
-    assert_eq!(names.iter().collect::<Vec<_>>(), readme, "{:?}", example.command);
+    assert_eq!(
+        names.iter().collect::<Vec<_>>(),
+        readme,
+        "{:?}",
+        example.command
+    );
     for ((name, on, off), line) in example.rows.iter().zip(lines) {
         let want = if free_tier { on } else { off };
-        assert_eq!(fixed(&line["cost"]), *want, "{name} (free tier {free_tier})");
+        assert_eq!(
+            fixed(&line["cost"]),
+            *want,
+            "{name} (free tier {free_tier})"
+        );
     }
-    let want_total = if free_tier { example.total.0 } else { example.total.1 };
-    assert_eq!(fixed(&estimate["total"]), want_total, "{:?} total", example.command);
+    let want_total = if free_tier {
+        example.total.0
+    } else {
+        example.total.1
+    };
+    assert_eq!(
+        fixed(&estimate["total"]),
+        want_total,
+        "{:?} total",
+        example.command
+    );
 }
 
 #[test]
@@ -151,9 +182,19 @@ fn text_output_ends_each_table_with_the_readme_total_and_names_sources() {
         .lines()
         .find(|l| l.starts_with("total a month"))
         .unwrap_or_else(|| panic!("no total in {stdout}"));
-    assert!(total.ends_with(&format!("${}", example.total.0.grouped(4))), "{total}");
-    assert!(stdout.contains("lambda_requests: https://aws.amazon.com/lambda/pricing/ (checked 2026-12-04)"));
-    assert!(stdout.contains("unverified: s3_event_notifications, ses_emails"), "{stdout}");
+    assert!(
+        total.ends_with(&format!("${}", example.total.0.grouped(4))),
+        "{total}"
+    );
+    assert!(
+        stdout.contains(
+            "lambda_requests: https://aws.amazon.com/lambda/pricing/ (checked 2026-12-04)"
+        )
+    );
+    assert!(
+        stdout.contains("unverified: s3_event_notifications, ses_emails"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -165,12 +206,24 @@ fn printed_table_used_as_an_override_gives_the_same_estimate() {
     std::fs::write(&path, &printed.stdout).unwrap_or_else(|e| panic!("{e}"));
 
     let path_text = path.display().to_string();
-    let base = ["cost", "--platform", "all", "--uploads", "250000", "--recipients", "2"];
+    let base = [
+        "cost",
+        "--platform",
+        "all",
+        "--uploads",
+        "250000",
+        "--recipients",
+        "2",
+    ];
     let built_in = herald(&base);
     let mut with_file = base.to_vec();
     with_file.extend(["--prices", &path_text]);
     let overridden = herald(&with_file);
-    assert!(overridden.status.success(), "{}", String::from_utf8_lossy(&overridden.stderr));
+    assert!(
+        overridden.status.success(),
+        "{}",
+        String::from_utf8_lossy(&overridden.stderr)
+    );
     let relabel = String::from_utf8_lossy(&built_in.stdout).replace("built-in table", &path_text);
     assert_eq!(String::from_utf8_lossy(&overridden.stdout), relabel);
 }
@@ -179,12 +232,20 @@ fn printed_table_used_as_an_override_gives_the_same_estimate() {
 fn changed_price_in_an_override_changes_the_line() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("prices.toml");
-    let table = herald::cost::prices::BUILT_IN.replacen("amount = \"0.10\"", "amount = \"0.20\"", 1);
+    let table =
+        herald::cost::prices::BUILT_IN.replacen("amount = \"0.10\"", "amount = \"0.20\"", 1);
     std::fs::write(&path, table).unwrap_or_else(|e| panic!("{e}"));
     let path_text = path.display().to_string();
     let output = herald(&[
-        "cost", "--platform", "aws-lambda-ses", "--uploads", "10000", "--no-free-tier", "--json",
-        "--prices", &path_text,
+        "cost",
+        "--platform",
+        "aws-lambda-ses",
+        "--uploads",
+        "10000",
+        "--no-free-tier",
+        "--json",
+        "--prices",
+        &path_text,
     ]);
     let estimate: serde_json::Value =
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
@@ -205,14 +266,30 @@ fn bad_override_file_names_the_file_and_every_field() {
         .replacen("[prices.acs_data]", "[prices.acs_bytes]", 1);
     std::fs::write(&path, table).unwrap_or_else(|e| panic!("{e}"));
     let path_text = path.display().to_string();
-    let output = herald(&["cost", "--platform", "all", "--uploads", "1", "--prices", &path_text]);
+    let output = herald(&[
+        "cost",
+        "--platform",
+        "all",
+        "--uploads",
+        "1",
+        "--prices",
+        &path_text,
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     let file = format!("error: {path_text}: ");
-    assert!(stderr.contains(&format!("{file}prices.acs_data: missing")), "{stderr}");
-    assert!(stderr.contains(&format!("{file}prices.acs_bytes: unknown price")), "{stderr}");
     assert!(
-        stderr.contains(&format!("{file}prices.sqs_requests.amount: \"forty cents\" is not a decimal")),
+        stderr.contains(&format!("{file}prices.acs_data: missing")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}prices.acs_bytes: unknown price")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{file}prices.sqs_requests.amount: \"forty cents\" is not a decimal"
+        )),
         "{stderr}"
     );
     assert!(output.stdout.is_empty());
@@ -221,9 +298,18 @@ fn bad_override_file_names_the_file_and_every_field() {
 #[test]
 fn missing_override_file_is_a_clear_error() {
     let output = herald(&[
-        "cost", "--platform", "aws-lambda-ses", "--uploads", "1", "--prices", "no/such/prices.toml",
+        "cost",
+        "--platform",
+        "aws-lambda-ses",
+        "--uploads",
+        "1",
+        "--prices",
+        "no/such/prices.toml",
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("error: cannot read price table no/such/prices.toml: "), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot read price table no/such/prices.toml: "),
+        "{stderr}"
+    );
 }

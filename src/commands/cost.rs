@@ -180,7 +180,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?}; use B, KB, KiB, MB, MiB, GB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; use B, KB, KiB, MB, MiB, GB or GiB"
+            ));
+        }
     };
     let number: Fixed = number.parse().map_err(|e| format!("{e}"))?;
     let bytes = number

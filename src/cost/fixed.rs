@@ -182,7 +182,17 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_plain_decimal() {
-        for bad in ["", ".5", "5.", "-1", "1e3", "0.1.2", "1,000", "0.0000000000001", " 1"] {
+        for bad in [
+            "",
+            ".5",
+            "5.",
+            "-1",
+            "1e3",
+            "0.1.2",
+            "1,000",
+            "0.0000000000001",
+            " 1",
+        ] {
             assert!(bad.parse::<Fixed>().is_err(), "{bad:?} parsed");
         }
     }
@@ -209,8 +219,14 @@ mod tests {
 
     #[test]
     fn free_tiers_never_go_below_zero() {
-        assert_eq!(Fixed::from_int(5).sub_floor(Fixed::from_int(9)), Fixed::ZERO);
-        assert_eq!(Fixed::from_int(9).sub_floor(Fixed::from_int(5)), Fixed::from_int(4));
+        assert_eq!(
+            Fixed::from_int(5).sub_floor(Fixed::from_int(9)),
+            Fixed::ZERO
+        );
+        assert_eq!(
+            Fixed::from_int(9).sub_floor(Fixed::from_int(5)),
+            Fixed::from_int(4)
+        );
     }
 
     #[test]

@@ -195,7 +195,11 @@ pub fn estimate(
 ) -> Result<Estimate, CostError> {
     check_inputs(usage)?;
     let memory_mb = usage.memory_mb.unwrap_or(platform.default_memory_mb());
-    let ctx = Ctx { usage, table, memory_mb };
+    let ctx = Ctx {
+        usage,
+        table,
+        memory_mb,
+    };
     let (lines, notes) = match platform {
         Platform::AwsLambdaSes => (ctx.aws(false)?, aws_notes(false)),
         Platform::AwsLambdaSqsSes => (ctx.aws(true)?, aws_notes(true)),
@@ -259,7 +263,11 @@ impl Ctx<'_> {
     /// Both AWS platforms: they differ only in the queue and in invocations per upload.
     fn aws(&self, queue: bool) -> Result<Vec<Line>, CostError> {
         let u = self.usage;
-        let invocations = if queue { u.uploads.div_ceil(u.batch) } else { u.uploads };
+        let invocations = if queue {
+            u.uploads.div_ceil(u.batch)
+        } else {
+            u.uploads
+        };
         let mut lines = vec![self.line(
             "s3_event_notifications",
             "event notifications",
@@ -361,7 +369,9 @@ impl Ctx<'_> {
         let event_bytes = GCS_EVENT_BYTES.max(PUBSUB_MIN_BYTES);
         let pubsub_bytes = u128::from(u.uploads) * 2 * u128::from(event_bytes);
         let seconds = Fixed::ratio(u128::from(u.uploads) * u128::from(billed_ms), 1_000);
-        let vcpu = seconds.checked_mul(u.cpu).ok_or_else(|| too_large("vCPU-seconds"))?;
+        let vcpu = seconds
+            .checked_mul(u.cpu)
+            .ok_or_else(|| too_large("vCPU-seconds"))?;
         let gib = Fixed::ratio(
             u128::from(u.uploads) * u128::from(billed_ms) * u128::from(self.memory_mb),
             1_024_000,
@@ -423,7 +433,9 @@ impl Ctx<'_> {
             let largest = plans
                 .iter()
                 .max_by_key(|p| p.emails)
-                .map_or_else(String::new, |p| format!("{}, {} emails", p.name, group(p.emails)));
+                .map_or_else(String::new, |p| {
+                    format!("{}, {} emails", p.name, group(p.emails))
+                });
             return Err(CostError::NoSendGridPlan { emails, largest });
         };
         Ok(Line {
@@ -520,7 +532,11 @@ impl Ctx<'_> {
         basis: String,
     ) -> Result<Line, CostError> {
         let price = self.table.get(key);
-        let free = if self.usage.free_tier { price.free.min(quantity) } else { Fixed::ZERO };
+        let free = if self.usage.free_tier {
+            price.free.min(quantity)
+        } else {
+            Fixed::ZERO
+        };
         let billable = quantity.sub_floor(free);
         let cost = billable
             .checked_mul(price.amount)
@@ -544,7 +560,9 @@ impl Ctx<'_> {
 }
 
 fn too_large(what: &str) -> CostError {
-    CostError::TooLarge { what: what.to_owned() }
+    CostError::TooLarge {
+        what: what.to_owned(),
+    }
 }
 
 fn int(n: u64) -> Fixed {
@@ -603,7 +621,147 @@ fn azure_notes() -> Vec<String> {
         "Data Lake Storage accounts publish two events per upload (CreateFile, \
          FlushWithClose): double the Event Grid line"
             .to_owned(),
-        "not counted: the function app's storage account, Application Insights, retries"
-            .to_owned(),
+        "not counted: the function app's storage account, Application Insights, retries".to_owned(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(uploads: u64, recipients: u64, free_tier: bool) -> Usage {
+        Usage {
+            uploads,
+            recipients,
+            object_bytes: 2 << 20,
+            memory_mb: None,
+            duration_ms: 100,
+            arch: Arch::Arm64,
+            batch: 10,
+            log_bytes: 350,
+            email_bytes: 20 << 10,
+            cpu: Fixed::from_int(1),
+            free_tier,
+        }
+    }
+
+    fn table() -> PriceTable {
+        PriceTable::built_in().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn cost_of(estimate: &Estimate, key: &str) -> String {
+        let line = estimate.lines.iter().find(|l| l.price == key);
+        line.map_or_else(|| format!("no {key}"), |l| l.cost.grouped(4))
+    }
+
+    fn run(platform: Platform, usage: &Usage) -> Estimate {
+        estimate(platform, usage, &table()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn lambda_duration_is_memory_times_time() {
+        // 3,000,000 × 0.25 GB × 0.2 s = 150,000 GB-s, all free; without: × $0.0000166667.
+        let mut u = usage(3_000_000, 1, false);
+        u.memory_mb = Some(256);
+        u.duration_ms = 200;
+        u.arch = Arch::X86_64;
+        let e = run(Platform::AwsLambdaSes, &u);
+        let line = e.lines.iter().find(|l| l.item == "duration");
+        assert_eq!(line.map(|l| l.quantity), Some(Fixed::from_int(150_000)));
+        assert_eq!(cost_of(&e, "lambda_gb_seconds_x86_64"), "2.5000");
+        u.free_tier = true;
+        assert_eq!(
+            cost_of(&run(Platform::AwsLambdaSes, &u), "lambda_gb_seconds_x86_64"),
+            "0.0000"
+        );
+    }
+
+    #[test]
+    fn free_tier_covers_only_what_it_offers() {
+        // 1.5M requests with 1M free: 500,000 × $0.20 / 1M = $0.10.
+        let e = run(Platform::AwsLambdaSes, &usage(1_500_000, 1, true));
+        let line = e.lines.iter().find(|l| l.price == "lambda_requests");
+        assert_eq!(line.map(|l| l.billable), Some(Fixed::from_int(500_000)));
+        assert_eq!(cost_of(&e, "lambda_requests"), "0.1000");
+    }
+
+    #[test]
+    fn sqs_batches_cut_invocations_not_emails() {
+        let mut u = usage(95, 2, false);
+        u.batch = 10;
+        let e = run(Platform::AwsLambdaSqsSes, &u);
+        let requests = e.lines.iter().find(|l| l.price == "lambda_requests");
+        // 95 uploads in batches of 10 is 10 invocations, the last one short.
+        assert_eq!(requests.map(|l| l.quantity), Some(Fixed::from_int(10)));
+        let sqs = e.lines.iter().find(|l| l.price == "sqs_requests");
+        assert_eq!(
+            sqs.map(|l| l.quantity),
+            Some(Fixed::from_int(95 + 20 + SQS_IDLE_POLLS))
+        );
+        assert_eq!(cost_of(&e, "ses_emails"), "0.0190");
+    }
+
+    #[test]
+    fn cloud_run_rounds_each_request_up_to_100_ms() {
+        let mut u = usage(1_000, 1, false);
+        u.duration_ms = 120;
+        let e = run(Platform::GcpCloudRunSendgrid, &u);
+        let cpu = e.lines.iter().find(|l| l.price == "cloud_run_vcpu_seconds");
+        // 1,000 requests × 0.2 s × 1 vCPU.
+        assert_eq!(cpu.map(|l| l.quantity), Some(Fixed::from_int(200)));
+    }
+
+    #[test]
+    fn sendgrid_picks_the_cheapest_plan_that_fits() {
+        let e = run(Platform::GcpCloudRunSendgrid, &usage(40_000, 1, true));
+        let plan = e.lines.iter().find(|l| l.service == "Twilio SendGrid");
+        assert_eq!(plan.map(|l| l.item.as_str()), Some("Essentials 50K plan"));
+        let e = run(Platform::GcpCloudRunSendgrid, &usage(50_000, 2, true));
+        let plan = e.lines.iter().find(|l| l.service == "Twilio SendGrid");
+        assert_eq!(plan.map(|l| l.item.as_str()), Some("Essentials 100K plan"));
+        let err = estimate(
+            Platform::GcpCloudRunSendgrid,
+            &usage(1_000_000, 2, true),
+            &table(),
+        );
+        assert!(matches!(
+            err,
+            Err(CostError::NoSendGridPlan {
+                emails: 2_000_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn functions_bill_at_least_100_ms_and_128_mb_steps() {
+        let mut u = usage(1_000, 1, false);
+        u.duration_ms = 30;
+        u.memory_mb = Some(130);
+        let e = run(Platform::AzureFunctionsEventGrid, &u);
+        let time = e.lines.iter().find(|l| l.price == "functions_gb_seconds");
+        // 1,000 × 256 MB / 1,024 × 0.1 s = 25 GB-s.
+        assert_eq!(time.map(|l| l.quantity), Some(Fixed::from_int(25)));
+    }
+
+    #[test]
+    fn total_is_the_sum_of_the_rounded_lines() {
+        for platform in Platform::ALL {
+            let e = run(platform, &usage(123_457, 3, false));
+            let sum = e.lines.iter().fold(Fixed::ZERO, |s, l| s.add(l.cost));
+            assert_eq!(e.total, sum, "{}", platform.name());
+            assert!(e.lines.iter().all(|l| l.cost == l.cost.round(4)));
+        }
+    }
+
+    #[test]
+    fn batch_outside_what_lambda_reads_is_refused() {
+        let mut u = usage(10, 1, true);
+        u.batch = 11;
+        let err = estimate(Platform::AwsLambdaSqsSes, &u, &table()).map(|_| ());
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "--batch 11 is outside 1 to 10, the SQS batch sizes Lambda reads"
+        );
+    }
 }

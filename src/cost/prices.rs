@@ -244,7 +244,10 @@ impl PriceTable {
     /// The keys of prices that could not be confirmed, plus unverified SendGrid plans.
     pub fn unverified(&self) -> Vec<String> {
         let prices = self.prices.iter().filter(|(_, p)| p.is_unverified());
-        let plans = self.sendgrid_plans.iter().filter(|p| p.checked == UNVERIFIED);
+        let plans = self
+            .sendgrid_plans
+            .iter()
+            .filter(|p| p.checked == UNVERIFIED);
         prices
             .map(|(key, _)| key.clone())
             .chain(plans.map(|p| format!("sendgrid {}", p.name)))
@@ -252,16 +255,24 @@ impl PriceTable {
     }
 }
 
-fn check_prices(raw: BTreeMap<String, RawPrice>, problems: &mut Vec<String>) -> BTreeMap<String, Price> {
+fn check_prices(
+    raw: BTreeMap<String, RawPrice>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, Price> {
     for key in REQUIRED {
         if !raw.contains_key(*key) {
-            problems.push(format!("prices.{key}: missing (every price the model uses is required)"));
+            problems.push(format!(
+                "prices.{key}: missing (every price the model uses is required)"
+            ));
         }
     }
     let mut prices = BTreeMap::new();
     for (key, price) in raw {
         if !REQUIRED.contains(&key.as_str()) {
-            problems.push(format!("prices.{key}: unknown price (known: {})", REQUIRED.join(", ")));
+            problems.push(format!(
+                "prices.{key}: unknown price (known: {})",
+                REQUIRED.join(", ")
+            ));
             continue;
         }
         if let Some(price) = check_price(&key, price, problems) {
@@ -281,7 +292,12 @@ fn check_price(key: &str, raw: RawPrice, problems: &mut Vec<String>) -> Option<P
     if raw.per == 0 {
         problems.push(format!("prices.{key}.per: must be at least 1"));
     }
-    check_provenance(&format!("prices.{key}"), &raw.source, &raw.checked, problems);
+    check_provenance(
+        &format!("prices.{key}"),
+        &raw.source,
+        &raw.checked,
+        problems,
+    );
     if raw.service.trim().is_empty() || raw.unit.trim().is_empty() {
         problems.push(format!("prices.{key}: service and unit must not be empty"));
     }
@@ -339,7 +355,9 @@ fn decimal(field: &str, text: &str, problems: &mut Vec<String>) -> Option<Fixed>
 /// A source must be an https page, and `checked` a date or the word "unverified".
 fn check_provenance(field: &str, source: &str, checked: &str, problems: &mut Vec<String>) {
     if !source.starts_with("https://") {
-        problems.push(format!("{field}.source: {source:?} is not an https:// page"));
+        problems.push(format!(
+            "{field}.source: {source:?} is not an https:// page"
+        ));
     }
     if checked != UNVERIFIED && jiff::civil::Date::strptime("%Y-%m-%d", checked).is_err() {
         problems.push(format!(
@@ -362,7 +380,10 @@ mod tests {
         for key in REQUIRED {
             assert!(table.prices.contains_key(*key), "{key}");
         }
-        assert_eq!(table.get("lambda_requests").amount, "0.20".parse().unwrap_or_default());
+        assert_eq!(
+            table.get("lambda_requests").amount,
+            "0.20".parse().unwrap_or_default()
+        );
         assert!(!table.sendgrid_plans.is_empty());
     }
 
@@ -371,7 +392,10 @@ mod tests {
         let text = BUILT_IN.replacen("unit = \"request\"", "unit = \"request\"\ncolour = 1", 1);
         let err = PriceTable::parse(&text, TableOrigin::File("p.toml".into()));
         let message = err.map(|_| ()).unwrap_err().to_string();
-        assert!(message.starts_with("price table p.toml is not valid:"), "{message}");
+        assert!(
+            message.starts_with("price table p.toml is not valid:"),
+            "{message}"
+        );
         assert!(message.contains("unknown field `colour`"), "{message}");
     }
 
@@ -382,7 +406,10 @@ mod tests {
             .map(|_| ())
             .unwrap_err()
             .to_string();
-        assert!(message.contains("invalid type: floating point"), "{message}");
+        assert!(
+            message.contains("invalid type: floating point"),
+            "{message}"
+        );
         assert!(message.contains("amount"), "{message}");
     }
 
@@ -398,10 +425,26 @@ mod tests {
         };
         assert_eq!(origin, TableOrigin::File("mine.toml".into()));
         assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(problems.iter().any(|p| p.starts_with("prices.acs_data: missing")));
-        assert!(problems.iter().any(|p| p.starts_with("prices.acs_megabytes: unknown price")));
-        assert!(problems.iter().any(|p| p.contains(".amount: \"twenty cents\" is not a decimal")));
-        assert!(problems.iter().any(|p| p.contains(".checked: \"last week\" is neither a date")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("prices.acs_data: missing"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("prices.acs_megabytes: unknown price"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(".amount: \"twenty cents\" is not a decimal"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(".checked: \"last week\" is neither a date"))
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub fn render(estimate: &Estimate, table: &PriceTable) -> String {
 }
 
 fn heading(estimate: &Estimate) -> String {
-    let tier = if estimate.usage.free_tier { "free tier on" } else { "free tier off" };
+    let tier = if estimate.usage.free_tier {
+        "free tier on"
+    } else {
+        "free tier off"
+    };
     format!("herald cost: {} ({tier})", estimate.platform.name())
 }
 
@@ -58,7 +62,11 @@ fn inputs(e: &Estimate) -> String {
             }
         }
         Platform::GcpCloudRunSendgrid => {
-            parts.push(format!("{} vCPU, {} MiB", u.cpu.trimmed(), group(e.memory_mb)));
+            parts.push(format!(
+                "{} vCPU, {} MiB",
+                u.cpu.trimmed(),
+                group(e.memory_mb)
+            ));
         }
         Platform::AzureFunctionsEventGrid => {
             parts.push(format!("{} MB observed", group(e.memory_mb)));
@@ -77,7 +85,12 @@ fn row(line: &Line) -> String {
     let price = if line.per == 1 {
         format!("${} per {}", line.amount.trimmed(), line.unit)
     } else {
-        format!("${} per {} {}", line.amount.trimmed(), group(line.per), line.unit)
+        format!(
+            "${} per {} {}",
+            line.amount.trimmed(),
+            group(line.per),
+            line.unit
+        )
     };
     format!(
         "{name:<NAME$} {:>16} {:>16} {:>16}  {price:<40} {:>10}",
@@ -93,7 +106,11 @@ fn footer(estimate: &Estimate, table: &PriceTable) -> String {
     let _ = writeln!(out, "prices: {}", estimate.prices);
     for line in &estimate.lines {
         let (source, checked) = source_of(line, table);
-        let checked = if checked == UNVERIFIED { checked } else { format!("checked {checked}") };
+        let checked = if checked == UNVERIFIED {
+            checked
+        } else {
+            format!("checked {checked}")
+        };
         let _ = writeln!(out, "  {}: {source} ({checked})", line.price);
     }
     if !estimate.unverified.is_empty() {
