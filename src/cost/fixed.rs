@@ -61,7 +61,7 @@ impl Fixed {
     }
 
     /// The sum; saturates rather than overflow (values here stay far below the limit).
-    pub fn add(self, other: Fixed) -> Fixed {
+    pub fn plus(self, other: Fixed) -> Fixed {
         Fixed(self.0.saturating_add(other.0))
     }
 
@@ -91,7 +91,7 @@ impl Fixed {
         let rounded = self.round(places);
         let whole = rounded.0 / ONE;
         let frac = rounded.0 % ONE;
-        let mut out = group_thousands(whole);
+        let mut out = group_digits(whole.unsigned_abs());
         if places > 0 {
             let digits = format!("{frac:012}");
             out.push('.');
@@ -104,7 +104,7 @@ impl Fixed {
     pub fn trimmed(self) -> String {
         let whole = self.0 / ONE;
         let frac = self.0 % ONE;
-        let mut out = group_thousands(whole);
+        let mut out = group_digits(whole.unsigned_abs());
         if frac != 0 {
             let digits = format!("{frac:012}");
             out.push('.');
@@ -114,11 +114,12 @@ impl Fixed {
     }
 }
 
-fn group_thousands(n: i128) -> String {
+/// `n` with a comma between each group of three digits, e.g. `6,144,000,000`.
+pub fn group_digits(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -200,7 +201,7 @@ mod tests {
     #[test]
     fn tenths_add_up_exactly() {
         let tenth = fixed("0.1");
-        let sum = tenth.add(tenth).add(tenth);
+        let sum = tenth.plus(tenth).plus(tenth);
         assert_eq!(sum, fixed("0.3"));
         assert_eq!(sum.grouped(4), "0.3000");
     }

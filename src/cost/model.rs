@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::fixed::Fixed;
+use super::fixed::{Fixed, group_digits};
 use super::prices::{PriceTable, TableOrigin};
 
 /// Bytes in a GiB, the unit CloudWatch Logs bills by.
@@ -206,7 +206,7 @@ pub fn estimate(
         Platform::GcpCloudRunSendgrid => (ctx.gcp()?, gcp_notes()),
         Platform::AzureFunctionsEventGrid => (ctx.azure()?, azure_notes()),
     };
-    let total = lines.iter().fold(Fixed::ZERO, |sum, l| sum.add(l.cost));
+    let total = lines.iter().fold(Fixed::ZERO, |sum, l| sum.plus(l.cost));
     let mut unverified: Vec<String> = lines
         .iter()
         .filter(|l| table.unverified().contains(&l.price))
@@ -309,7 +309,7 @@ impl Ctx<'_> {
                 "{} invocations × {} bytes = {} bytes / 2^30",
                 group(invocations),
                 group(u.log_bytes),
-                group_u128(log_bytes)
+                group_digits(log_bytes)
             ),
         )?);
         Ok(lines)
@@ -391,7 +391,7 @@ impl Ctx<'_> {
                     "{} events × 2 (publish, push) × {} bytes = {} bytes / 2^40",
                     group(u.uploads),
                     group(event_bytes),
-                    group_u128(pubsub_bytes)
+                    group_digits(pubsub_bytes)
                 ),
             )?,
             self.line(
@@ -499,7 +499,7 @@ impl Ctx<'_> {
                     "{} emails × {} bytes = {} bytes / 2^20",
                     group(emails),
                     group(u.email_bytes),
-                    group_u128(data)
+                    group_digits(data)
                 ),
             )?,
         ])
@@ -571,18 +571,6 @@ fn int(n: u64) -> Fixed {
 
 fn group(n: u64) -> String {
     Fixed::from_int(n).grouped(0)
-}
-
-fn group_u128(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn aws_notes(queue: bool) -> Vec<String> {
@@ -748,7 +736,7 @@ mod tests {
     fn total_is_the_sum_of_the_rounded_lines() {
         for platform in Platform::ALL {
             let e = run(platform, &usage(123_457, 3, false));
-            let sum = e.lines.iter().fold(Fixed::ZERO, |s, l| s.add(l.cost));
+            let sum = e.lines.iter().fold(Fixed::ZERO, |s, l| s.plus(l.cost));
             assert_eq!(e.total, sum, "{}", platform.name());
             assert!(e.lines.iter().all(|l| l.cost == l.cost.round(4)));
         }
@@ -758,9 +746,11 @@ mod tests {
     fn batch_outside_what_lambda_reads_is_refused() {
         let mut u = usage(10, 1, true);
         u.batch = 11;
-        let err = estimate(Platform::AwsLambdaSqsSes, &u, &table()).map(|_| ());
+        let Err(err) = estimate(Platform::AwsLambdaSqsSes, &u, &table()) else {
+            panic!("batch 11 was accepted");
+        };
         assert_eq!(
-            err.unwrap_err().to_string(),
+            err.to_string(),
             "--batch 11 is outside 1 to 10, the SQS batch sizes Lambda reads"
         );
     }

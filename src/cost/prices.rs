@@ -370,6 +370,13 @@ fn check_provenance(field: &str, source: &str, checked: &str, problems: &mut Vec
 mod tests {
     use super::*;
 
+    fn problem<T: std::fmt::Debug>(result: Result<T, PricesError>) -> String {
+        match result {
+            Ok(table) => panic!("expected an error, got {table:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
     fn built_in() -> PriceTable {
         PriceTable::built_in().unwrap_or_else(|e| panic!("{e}"))
     }
@@ -391,7 +398,7 @@ mod tests {
     fn unknown_field_names_the_field() {
         let text = BUILT_IN.replacen("unit = \"request\"", "unit = \"request\"\ncolour = 1", 1);
         let err = PriceTable::parse(&text, TableOrigin::File("p.toml".into()));
-        let message = err.map(|_| ()).unwrap_err().to_string();
+        let message = problem(err);
         assert!(
             message.starts_with("price table p.toml is not valid:"),
             "{message}"
@@ -402,10 +409,7 @@ mod tests {
     #[test]
     fn float_amount_is_refused_with_its_line() {
         let text = BUILT_IN.replacen("amount = \"0.20\"", "amount = 0.20", 1);
-        let message = PriceTable::parse(&text, TableOrigin::BuiltIn)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let message = problem(PriceTable::parse(&text, TableOrigin::BuiltIn));
         assert!(
             message.contains("invalid type: floating point"),
             "{message}"
@@ -449,10 +453,7 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
-        let err = PriceTable::from_file(Path::new("no/such/prices.toml")).map(|_| ());
-        assert_eq!(
-            err.unwrap_err().to_string(),
-            "cannot read price table no/such/prices.toml"
-        );
+        let err = PriceTable::from_file(Path::new("no/such/prices.toml"));
+        assert_eq!(problem(err), "cannot read price table no/such/prices.toml");
     }
 }

@@ -128,10 +128,10 @@ fn footer(estimate: &Estimate, table: &PriceTable) -> String {
 }
 
 fn source_of(line: &Line, table: &PriceTable) -> (String, String) {
-    if let Some(name) = line.price.strip_prefix("sendgrid ") {
-        if let Some(plan) = table.sendgrid_plans.iter().find(|p| p.name == name) {
-            return (plan.source.clone(), plan.checked.clone());
-        }
+    if let Some(name) = line.price.strip_prefix("sendgrid ")
+        && let Some(plan) = table.sendgrid_plans.iter().find(|p| p.name == name)
+    {
+        return (plan.source.clone(), plan.checked.clone());
     }
     let price = table.get(&line.price);
     (price.source, price.checked)
