@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod cost;
 pub mod deadletter;
 pub mod dedupe;
 pub mod deliver;

@@ -38,6 +38,8 @@ enum Command {
     Check(commands::check::Args),
     /// List, replay or drop notifications parked in the dead-letter store ([dead_letter]).
     Dlq(commands::dlq::Args),
+    /// Estimate a month's cloud bill for Herald on a platform, line by line, free tiers applied.
+    Cost(commands::cost::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(cli.config, args),
         Command::Check(args) => commands::check::run(cli.config, args),
         Command::Dlq(args) => commands::dlq::run(cli.config, args),
+        Command::Cost(args) => commands::cost::run(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ use herald::runtime::demo::s3_client;
 use herald::runtime::dev::DevEndpoint;
 
 pub mod check;
+pub mod cost;
 pub mod demo;
 pub mod dev;
 pub mod dlq;
