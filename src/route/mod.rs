@@ -87,6 +87,67 @@ impl Matcher {
     }
 }
 
+impl Matcher {
+    /// Every condition that fails, in the order [`check`](Matcher::check) tries them, each
+    /// with what the rule wants: how far an upload was from matching, for `herald trace`.
+    pub fn misses(&self, event: &ObjectCreated) -> Vec<Near> {
+        let key = event.key.as_str();
+        let mut misses = Vec::new();
+        let mut miss = |reason, wanted: String| misses.push(Near { reason, wanted });
+        if !self.buckets.is_empty() && !self.buckets.contains(&event.bucket) {
+            miss(Mismatch::Bucket, one_of(&self.buckets));
+        }
+        if !self.prefixes.is_empty() && !self.prefixes.iter().any(|p| key.starts_with(p)) {
+            miss(
+                Mismatch::Prefix,
+                format!("a key starting with {}", one_of(&self.prefixes)),
+            );
+        }
+        if !self.suffixes.is_empty() && !ends_with_any_ignoring_case(key, &self.suffixes) {
+            miss(
+                Mismatch::Suffix,
+                format!("a key ending in {}", one_of(&self.suffixes)),
+            );
+        }
+        if self.globs.as_ref().is_some_and(|g| !g.is_match(key)) {
+            miss(Mismatch::Glob, "a key matching the rule's glob".to_owned());
+        }
+        if let Some(min) = self.min_size.filter(|min| event.size < *min) {
+            miss(Mismatch::TooSmall, format!("at least {min} bytes"));
+        }
+        if let Some(max) = self.max_size.filter(|max| event.size > *max) {
+            miss(Mismatch::TooLarge, format!("at most {max} bytes"));
+        }
+        misses
+    }
+}
+
+/// One condition an upload failed, and what the rule wanted instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Near {
+    /// Which condition.
+    pub reason: Mismatch,
+    /// What the rule wants, for people: `one of "legal", "hr"`, `at least 1024 bytes`.
+    pub wanted: String,
+}
+
+/// The rule that came closest to matching: the fewest failed conditions, the earlier rule
+/// on a tie, with each condition it failed. `None` when there are no rules.
+pub fn closest<'a>(rules: &'a [Rule], event: &ObjectCreated) -> Option<(&'a Rule, Vec<Near>)> {
+    rules
+        .iter()
+        .map(|rule| (rule, rule.matcher.misses(event)))
+        .min_by_key(|(_, misses)| misses.len())
+}
+
+fn one_of(values: &[String]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    match quoted.as_slice() {
+        [one] => one.clone(),
+        _ => format!("one of {}", quoted.join(", ")),
+    }
+}
+
 /// Suffixes are stored lowercased; only the key's tail is lowercased, so long keys cost little.
 fn ends_with_any_ignoring_case(key: &str, suffixes: &[String]) -> bool {
     suffixes.iter().any(|suffix| {
@@ -225,6 +286,43 @@ mod tests {
         let rules = [catch_all, pdfs];
         assert_eq!(names(route(&rules, &sample("a.pdf", 1))), ["pdfs"]);
         assert_eq!(names(route(&rules, &sample("a.txt", 1))), ["catch-all"]);
+    }
+
+    #[test]
+    fn the_closest_rule_is_the_one_with_fewest_failed_conditions() {
+        let mut legal = rule("legal");
+        legal.matcher.buckets = vec!["legal".into(), "hr".into()];
+        legal.matcher.prefixes = vec!["contracts/".into()];
+        let mut pdfs = rule("pdfs");
+        pdfs.matcher.suffixes = vec![".pdf".into()];
+        pdfs.matcher.min_size = Some(4096);
+        let mut big = rule("big");
+        big.matcher.min_size = Some(4096);
+        let rules = [legal, pdfs, big];
+
+        let event = sample("inbox/a.txt", 10);
+        let (rule, misses) = closest(&rules, &event).expect("rules");
+        assert_eq!(rule.name, "big");
+        assert_eq!(
+            misses,
+            [Near {
+                reason: Mismatch::TooSmall,
+                wanted: "at least 4096 bytes".into()
+            }]
+        );
+        let legal = rules[0].matcher.misses(&event);
+        let wanted: Vec<&str> = legal.iter().map(|n| n.wanted.as_str()).collect();
+        assert_eq!(
+            wanted,
+            [
+                r#"one of "legal", "hr""#,
+                r#"a key starting with "contracts/""#
+            ]
+        );
+        let pdf = sample("inbox/a.pdf", 10);
+        let tie = closest(&rules, &pdf).map(|(rule, _)| rule.name.as_str());
+        assert_eq!(tie, Some("pdfs"), "a tie goes to the earlier rule");
+        assert!(closest(&[], &event).is_none());
     }
 
     #[test]
