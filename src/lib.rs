@@ -16,6 +16,7 @@ pub mod aws;
 pub mod config;
 pub mod deadletter;
 pub mod dedupe;
+pub mod digest;
 pub mod deliver;
 pub mod event;
 pub mod links;
