@@ -59,6 +59,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         if let Some(store) = dead_letters.transpose()? {
             pipeline = pipeline.with_dead_letters(store);
         }
+        let (pipeline, digests) = herald::digest::start(pipeline)?;
         let worker = tokio::spawn(local::run(pipeline, events_rx, handled_tx));
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);
@@ -75,6 +76,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             print_handled(&handled);
         }
         worker.await.context("the event loop panicked")?;
+        digests.stop().await;
         Ok(ExitCode::SUCCESS)
     })
 }

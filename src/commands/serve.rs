@@ -35,6 +35,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let listen = serve::listen_address(args.listen, port.as_deref(), config.serve.listen)?;
     super::tokio_runtime()?.block_on(async move {
         let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
+        let (pipeline, digests) = herald::digest::start(pipeline)?;
         println!(
             "herald serve: delivery {}",
             deliver::describe(&config.sender)
@@ -75,6 +76,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             })
             .await
             .context("the HTTP server failed")?;
+        digests.stop().await;
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })

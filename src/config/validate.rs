@@ -1616,6 +1616,49 @@ mod tests {
     }
 
     /// `[sender]` of [`GOOD`] with extra lines after its `type`.
+    #[test]
+    fn digest_rules_resolve_with_the_default_state_file() {
+        let text = format!(
+            "{OUTBOX}[[rule]]\nname = \"d\"\nto = [\"a@example.com\"]\ndigest_secs = 300\n\
+             digest_subject = \"{{{{ digest.count }}}} files\"\n"
+        );
+        let config = check(&text).unwrap_or_else(|e| panic!("{:?}", e.problems()));
+        let digest = config.rules[0].digest.as_ref().map(|d| d.window);
+        assert_eq!(digest, Some(Duration::from_secs(300)));
+        assert!(config.has_digests());
+        assert_eq!(config.digest.path, PathBuf::from(crate::store::DEFAULT_PATH));
+
+        let plain = check(&format!("{OUTBOX}[digest]\npath = \"w.redb\"\n[[rule]]\nname = \"p\"\nto = [\"a@example.com\"]\n"));
+        let plain = plain.unwrap_or_else(|e| panic!("{:?}", e.problems()));
+        assert!(!plain.has_digests());
+        assert_eq!(plain.digest.path, PathBuf::from("w.redb"));
+    }
+
+    #[test]
+    fn every_digest_problem_is_reported() {
+        let text = format!(
+            "{OUTBOX}[digest]\npath = \"\"\nttl = 1\n\
+             [[rule]]\nname = \"zero\"\nto = [\"a@example.com\"]\ndigest_secs = 0\n\
+             [[rule]]\nname = \"long\"\nto = [\"a@example.com\"]\ndigest_secs = 86401\n\
+             download_link_secs = 60\ndigest_text = \"{{{{ digest.nope }}}}\"\n\
+             [[rule]]\nname = \"stray\"\nto = [\"a@example.com\"]\ndigest_html = \"x\"\n"
+        );
+        let found = problems(&text);
+        let expected = [
+            "[digest]: unknown field `ttl`",
+            "[digest] path: \"\" is not a file path",
+            "rule \"zero\" (#1), digest_secs: must be between 1 and 86400 (one day)",
+            "rule \"long\" (#2), digest_secs: must be between 1 and 86400 (one day)",
+            "rule \"long\" (#2): download_link_secs cannot be combined with digest_secs",
+            "rule \"long\" (#2): digest text template",
+            "rule \"stray\" (#3), digest_html: only used with digest_secs",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(found.starts_with(expected), "{found:?} should start with {expected:?}");
+        }
+    }
+
     fn good_with_sender_lines(lines: &str) -> String {
         GOOD.replacen("type = \"smtp\"", &format!("type = \"smtp\"\n{lines}"), 1)
     }
