@@ -16,11 +16,11 @@ use crate::config::file::UnmatchedFile;
 use crate::config::{Config, Rule};
 use crate::deadletter::{DeadLetters, Failure};
 use crate::dedupe::{Claim, DedupeStore};
-use crate::digest::DigestStore;
-use crate::digest::store::Added;
 use crate::deliver::chat::{self, ChatSender, ChatWebhook, WebhookSender};
 use crate::deliver::http::HttpSettings;
 use crate::deliver::{DeliveryError, Email, Receipt, Sender};
+use crate::digest::DigestStore;
+use crate::digest::store::Added;
 use crate::event::ObjectCreated;
 use crate::links::LinkSigner;
 use crate::record::{Entry, Miss, ObjectRef, Outcome, Report, SkipReason};
@@ -636,7 +636,7 @@ fn settle(result: Result<Receipt, DeliveryError>, rule: &str, key: &str, what: &
 
 /// An error and its causes on one line, so the reason a template failed (a division by zero,
 /// an undefined value) reaches the report and not only "failed to render".
-fn with_causes(err: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(err) = cause {

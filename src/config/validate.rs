@@ -16,9 +16,9 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, DigestFile, MailgunFile, OneOrMany, OutboxFile,
-    RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile, SmtpFile,
-    UnmatchedFile,
+    DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, DigestFile, MailgunFile, OneOrMany,
+    OutboxFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile,
+    SmtpFile, UnmatchedFile,
 };
 use super::{Config, DigestSettings, Origin, Rule, RuleDigest, SenderKind, SenderSettings};
 use crate::deadletter::DeadLetterSettings;
@@ -879,7 +879,10 @@ impl Checker<'_> {
             ("download_link_secs", file.download_link_secs.is_some()),
         ] {
             if set {
-                self.report(place, format!("{field} cannot be combined with digest_secs"));
+                self.report(
+                    place,
+                    format!("{field} cannot be combined with digest_secs"),
+                );
                 ok = false;
             }
         }
@@ -1626,9 +1629,14 @@ mod tests {
         let digest = config.rules[0].digest.as_ref().map(|d| d.window);
         assert_eq!(digest, Some(Duration::from_secs(300)));
         assert!(config.has_digests());
-        assert_eq!(config.digest.path, PathBuf::from(crate::store::DEFAULT_PATH));
+        assert_eq!(
+            config.digest.path,
+            PathBuf::from(crate::store::DEFAULT_PATH)
+        );
 
-        let plain = check(&format!("{OUTBOX}[digest]\npath = \"w.redb\"\n[[rule]]\nname = \"p\"\nto = [\"a@example.com\"]\n"));
+        let plain = check(&format!(
+            "{OUTBOX}[digest]\npath = \"w.redb\"\n[[rule]]\nname = \"p\"\nto = [\"a@example.com\"]\n"
+        ));
         let plain = plain.unwrap_or_else(|e| panic!("{:?}", e.problems()));
         assert!(!plain.has_digests());
         assert_eq!(plain.digest.path, PathBuf::from("w.redb"));
@@ -1655,7 +1663,10 @@ mod tests {
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");
         for (found, expected) in found.iter().zip(expected) {
-            assert!(found.starts_with(expected), "{found:?} should start with {expected:?}");
+            assert!(
+                found.starts_with(expected),
+                "{found:?} should start with {expected:?}"
+            );
         }
     }
 

@@ -44,7 +44,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, Rule};
 use crate::deadletter::Failure;
 use crate::deliver::Email;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, with_causes};
 use crate::record::Outcome;
 use crate::render::digest::{DigestContext, DigestSources, DigestTemplates};
 use crate::store::{StoreError, now_millis};
@@ -179,7 +179,9 @@ async fn flush_due(
     let now = now_millis();
     let mut next: Option<u64> = None;
     for (id, closes_ms) in store.windows().await? {
-        let due = retries.get(&id).map_or(closes_ms, |r| r.at_ms.max(closes_ms));
+        let due = retries
+            .get(&id)
+            .map_or(closes_ms, |r| r.at_ms.max(closes_ms));
         if due > now {
             next = Some(next.map_or(due, |n| n.min(due)));
             continue;
@@ -273,10 +275,12 @@ fn email(pipeline: &Pipeline, rule: &Rule, window: &Window) -> Result<Email, Str
     let templates = match &rule.digest {
         Some(digest) => Arc::clone(&digest.templates),
         // The rule lost its digest_secs across a restart: its pending window still goes out.
-        None => Arc::new(DigestTemplates::compile(DigestSources::default()).map_err(|errors| {
-            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            errors.join("; ")
-        })?),
+        None => Arc::new(
+            DigestTemplates::compile(DigestSources::default()).map_err(|errors| {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                errors.join("; ")
+            })?,
+        ),
     };
     let context = DigestContext {
         rule: &rule.name,
@@ -285,7 +289,9 @@ fn email(pipeline: &Pipeline, rule: &Rule, window: &Window) -> Result<Email, Str
         closed: timestamp(window.closes_ms),
         files: &window.files,
     };
-    let rendered = templates.render(&context).map_err(|err| with_causes(&err))?;
+    let rendered = templates
+        .render(&context)
+        .map_err(|err| with_causes(&err))?;
     let from = rule
         .from
         .clone()
@@ -325,16 +331,6 @@ async fn park(pipeline: &Pipeline, window: &Window, error: &str) {
     }
     error!(rule, files = window.files.len(), parked, error = %error,
         "digest failed for good and is dropped; parked uploads replay one by one");
-}
-
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(err) = cause {
-        text = format!("{text}: {err}");
-        cause = err.source();
-    }
-    text
 }
 
 fn millis(duration: Duration) -> u64 {

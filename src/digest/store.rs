@@ -120,7 +120,9 @@ impl DigestStore {
             let Some(windows) = read_table(&txn, WINDOWS)? else {
                 return Ok(None);
             };
-            let row = windows.get((rule.as_str(), opened.value())).map_err(db_err)?;
+            let row = windows
+                .get((rule.as_str(), opened.value()))
+                .map_err(db_err)?;
             Ok(row.map(|row| row.value().0))
         })
         .await
@@ -210,7 +212,13 @@ fn add(
             None => None,
         };
         if let Some((closes_ms, _)) = pending.map(|row| row.value()) {
-            return Ok((Added { closes_ms, new: false }, false));
+            return Ok((
+                Added {
+                    closes_ms,
+                    new: false,
+                },
+                false,
+            ));
         }
 
         // The rule's newest window, if it is still open.
@@ -233,8 +241,16 @@ fn add(
         windows
             .insert((rule, opened_ms), (closes_ms, count + 1))
             .map_err(db_err)?;
-        listed.insert((rule, key.as_str()), opened_ms).map_err(db_err)?;
-        (Added { closes_ms, new: true }, count == 0)
+        listed
+            .insert((rule, key.as_str()), opened_ms)
+            .map_err(db_err)?;
+        (
+            Added {
+                closes_ms,
+                new: true,
+            },
+            count == 0,
+        )
     };
     txn.commit().map_err(db_err)?;
     Ok(result)
@@ -323,7 +339,13 @@ mod tests {
         assert_eq!(second, Added { new: true, ..first });
         // The same event delivered again changes nothing.
         let again = store.add("r", MINUTE, &upload("a", "1")).await?;
-        assert_eq!(again, Added { new: false, ..first });
+        assert_eq!(
+            again,
+            Added {
+                new: false,
+                ..first
+            }
+        );
         // A new version of the same key is a new upload.
         assert!(store.add("r", MINUTE, &upload("a", "2")).await?.new);
 
@@ -374,7 +396,10 @@ mod tests {
         drop(before);
 
         let after = DigestStore::open(&path)?;
-        assert_eq!(after.listed("r", &upload("a", "1")).await?, Some(added.closes_ms));
+        assert_eq!(
+            after.listed("r", &upload("a", "1")).await?,
+            Some(added.closes_ms)
+        );
         let (id, closes) = after.windows().await?.pop().ok_or("window")?;
         assert_eq!(closes, added.closes_ms);
         assert_eq!(after.load(&id).await?.ok_or("files")?.files.len(), 1);

@@ -65,7 +65,12 @@ async fn one_email_lists_every_upload_once() -> TestResult {
     let sender = Arc::new(MemorySender::new());
     let (pipeline, flusher) = start(pipeline(dir.path(), sender.clone(), memory_dedupe())?)?;
 
-    for (key, size) in [("a.csv", 100), ("b.csv", 200), ("a.csv", 100), ("c.csv", 300)] {
+    for (key, size) in [
+        ("a.csv", 100),
+        ("b.csv", 200),
+        ("a.csv", 100),
+        ("c.csv", 300),
+    ] {
         let entries = pipeline.handle_event(0, &upload(key, size)).await;
         assert!(
             matches!(entries[..], [ref e] if matches!(e.outcome, Outcome::Gathered { .. })),
@@ -81,13 +86,21 @@ async fn one_email_lists_every_upload_once() -> TestResult {
     assert_eq!(sent.len(), 1, "{sent:?}");
     let email = &sent[0];
     assert_eq!(email.subject, "3 new files for batch (600 B)");
-    assert_eq!(email.text.matches("a.csv").count(), 2, "name and path: {}", email.text);
+    assert_eq!(
+        email.text.matches("a.csv").count(),
+        2,
+        "name and path: {}",
+        email.text
+    );
     assert!(email.text.contains("b.csv") && email.text.contains("c.csv"));
     assert!(email.message_id.starts_with("herald.digest."));
 
     // A listed upload delivered again after its digest went out is not listed again.
     let again = pipeline.handle_event(0, &upload("b.csv", 200)).await;
-    assert!(matches!(again[0].outcome, Outcome::Duplicate { .. }), "{again:?}");
+    assert!(
+        matches!(again[0].outcome, Outcome::Duplicate { .. }),
+        "{again:?}"
+    );
     Ok(())
 }
 
@@ -126,7 +139,10 @@ async fn a_resent_window_is_a_duplicate_for_the_dedupe_store() -> TestResult {
     let rule = &pipeline.config().rules[0];
 
     let email = email(&pipeline, rule, &window)?;
-    assert!(matches!(pipeline.send_digest(&email).await, Outcome::Sent { .. }));
+    assert!(matches!(
+        pipeline.send_digest(&email).await,
+        Outcome::Sent { .. }
+    ));
     // As if the process died before forgetting the window and sent it again on start.
     let again = pipeline.send_digest(&email).await;
     assert!(matches!(again, Outcome::Duplicate { .. }), "{again:?}");
@@ -165,8 +181,8 @@ impl Sender for Refusing {
 
 /// Gathers two uploads, lets the window close and flushes it once by hand.
 async fn flush_once(sender: Arc<dyn Sender>, dir: &Path) -> Result<Pipeline, StoreError> {
-    let pipeline = pipeline(dir, sender, memory_dedupe())
-        .unwrap_or_else(|e| panic!("test pipeline: {e}"));
+    let pipeline =
+        pipeline(dir, sender, memory_dedupe()).unwrap_or_else(|e| panic!("test pipeline: {e}"));
     let store = DigestStore::open(&dir.join("state.redb"))?;
     let pipeline = pipeline.with_digests(store.clone());
     pipeline.handle_event(0, &upload("one", 1)).await;
@@ -183,7 +199,10 @@ async fn a_transient_failure_keeps_the_window() -> TestResult {
     let store = DigestStore::open(&dir.path().join("state.redb"))?;
     let windows = store.windows().await?;
     assert_eq!(windows.len(), 1);
-    assert_eq!(store.load(&windows[0].0).await?.ok_or("kept")?.files.len(), 2);
+    assert_eq!(
+        store.load(&windows[0].0).await?.ok_or("kept")?.files.len(),
+        2
+    );
     Ok(())
 }
 
@@ -193,11 +212,19 @@ async fn a_permanent_failure_parks_each_upload_and_drops_the_window() -> TestRes
     let pipeline = flush_once(Arc::new(Refusing { transient: false }), dir.path()).await?;
     let store = DigestStore::open(&dir.path().join("state.redb"))?;
     assert!(store.windows().await?.is_empty());
-    let parked = pipeline.dead_letters().ok_or("dead letters")?.list().await?;
+    let parked = pipeline
+        .dead_letters()
+        .ok_or("dead letters")?
+        .list()
+        .await?;
     let mut keys: Vec<&str> = parked.iter().map(|e| e.event.key.as_str()).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["one", "two"]);
-    assert!(parked.iter().all(|e| e.rule == "batch" && e.error.contains("mailbox")));
+    assert!(
+        parked
+            .iter()
+            .all(|e| e.rule == "batch" && e.error.contains("mailbox"))
+    );
     Ok(())
 }
 

@@ -196,7 +196,11 @@ mod tests {
             "2.0 KiB (2,048 bytes)",
             "3.0 KiB (3,048 bytes) in all",
         ] {
-            assert!(rendered.text.contains(expected), "{expected}: {}", rendered.text);
+            assert!(
+                rendered.text.contains(expected),
+                "{expected}: {}",
+                rendered.text
+            );
         }
         let html = rendered.html.unwrap_or_default();
         assert!(html.contains("<table") && html.contains("one.csv") && html.contains("two.csv"));
@@ -210,7 +214,11 @@ mod tests {
 
     #[test]
     fn hostile_names_stay_data() {
-        let names = ["<script>alert(1)</script>.txt", "a\r\nBcc: x.txt", "{{ 7*7 }}.txt"];
+        let names = [
+            "<script>alert(1)</script>.txt",
+            "a\r\nBcc: x.txt",
+            "{{ 7*7 }}.txt",
+        ];
         let files: Vec<ObjectCreated> = names.iter().map(|n| sample(n, 5)).collect();
         let sources = DigestSources {
             subject: Some("{{ files[0].name }} {{ files[1].name }}"),
@@ -221,12 +229,19 @@ mod tests {
 
         let html = rendered.html.unwrap_or_default();
         assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;.txt"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;.txt"),
+            "{html}"
+        );
         assert!(html.contains("{{ 7*7 }}.txt") && !html.contains("49"));
         assert!(rendered.text.contains("{{ 7*7 }}.txt"));
         assert!(rendered.text.contains("a\\r\\nBcc: x.txt"));
         assert!(!rendered.text.contains("a\r\nBcc"));
-        assert!(!rendered.subject.contains(['\r', '\n']), "{}", rendered.subject);
+        assert!(
+            !rendered.subject.contains(['\r', '\n']),
+            "{}",
+            rendered.subject
+        );
     }
 
     #[test]
@@ -238,7 +253,11 @@ mod tests {
         };
         let errors = DigestTemplates::compile(sources).err().unwrap_or_default();
         let parts: Vec<TemplatePart> = errors.iter().map(|e| e.part).collect();
-        assert_eq!(parts, [TemplatePart::Subject, TemplatePart::Text], "{errors:?}");
+        assert_eq!(
+            parts,
+            [TemplatePart::Subject, TemplatePart::Text],
+            "{errors:?}"
+        );
     }
 
     #[test]
