@@ -10,7 +10,8 @@
 //!
 //! [`pipeline::Pipeline`] ties the stages together; the modules under [`runtime`] are thin entry
 //! points (`herald dev`, `herald demo`, `herald invoke`, `herald worker`) over it. Dedupe
-//! stores ([`dedupe`]) keep redelivered events from sending twice.
+//! stores ([`dedupe`]) keep redelivered events from sending twice; [`digest`] gathers a rule's
+//! uploads into one email per window.
 
 pub mod aws;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod cost;
 pub mod deadletter;
 pub mod dedupe;
 pub mod deliver;
+pub mod digest;
 pub mod event;
 pub mod links;
 pub mod pipeline;

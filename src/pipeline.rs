@@ -19,6 +19,8 @@ use crate::dedupe::{Claim, DedupeStore};
 use crate::deliver::chat::{self, ChatSender, ChatWebhook, WebhookSender};
 use crate::deliver::http::HttpSettings;
 use crate::deliver::{DeliveryError, Email, Receipt, Sender};
+use crate::digest::DigestStore;
+use crate::digest::store::Added;
 use crate::event::ObjectCreated;
 use crate::links::LinkSigner;
 use crate::record::{Entry, Miss, ObjectRef, Outcome, Report, SkipReason};
@@ -53,6 +55,7 @@ pub struct Pipeline {
     dead_letters: Option<DeadLetters>,
     links: Option<Arc<dyn LinkSigner>>,
     chat: Option<Arc<dyn ChatSender>>,
+    digests: Option<DigestStore>,
 }
 
 impl Pipeline {
@@ -68,6 +71,7 @@ impl Pipeline {
             dead_letters: None,
             links: None,
             chat,
+            digests: None,
         }
     }
 
@@ -97,6 +101,20 @@ impl Pipeline {
     pub fn with_links(mut self, signer: impl Into<Option<Arc<dyn LinkSigner>>>) -> Self {
         self.links = signer.into();
         self
+    }
+
+    /// Gathers the uploads of rules with `digest_secs` into windows in `store` instead of
+    /// sending them one by one; a flusher ([`crate::digest::start`]) sends each window's
+    /// email. Without a store such rules send one email per upload. A dry run always renders
+    /// the upload's own email.
+    pub fn with_digests(mut self, store: DigestStore) -> Self {
+        self.digests = Some(store);
+        self
+    }
+
+    /// The dead-letter store, when one is attached.
+    pub fn dead_letters(&self) -> Option<&DeadLetters> {
+        self.dead_letters.as_ref()
     }
 
     /// The config this pipeline runs on.
@@ -218,8 +236,14 @@ impl Pipeline {
         Some(self.notify(rule, event).await)
     }
 
-    /// Delivers one rule's notification and parks it when it failed for good.
+    /// Delivers one rule's notification and parks it when it failed for good; for a digest
+    /// rule with a store attached, lists the upload in the rule's window instead.
     async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
+        if let (Some(digest), Some(store), Delivery::Send(_)) =
+            (&rule.digest, &self.digests, &self.delivery)
+        {
+            return vec![self.gather(rule, digest.window, store, event).await];
+        }
         let mut outcomes = self.deliver(rule, event).await;
         if let Some(store) = &self.dead_letters {
             park(store, rule, event, &mut outcomes).await;
@@ -347,6 +371,115 @@ impl Pipeline {
             }
         }
     }
+}
+
+impl Pipeline {
+    /// Lists one upload in its rule's digest window. The upload's own email key is claimed
+    /// first, for as long as the window may take to go out, so an upload a sent digest
+    /// already listed (its key is done) is not listed again, and another process gathering
+    /// the same upload (its claim is busy) is left to do so. A busy claim on an upload this
+    /// store already lists is a redelivery: gathered, once.
+    async fn gather(
+        &self,
+        rule: &Rule,
+        window: Duration,
+        store: &DigestStore,
+        event: &ObjectCreated,
+    ) -> Outcome {
+        let key = self.upload_message_id(rule, event);
+        let claim = match &self.dedupe {
+            Some(dedupe) => dedupe.claim(&key, window + CLAIM_LEASE).await,
+            None => Ok(Claim::Acquired),
+        };
+        let listed = match claim {
+            Ok(Claim::Acquired) => store.add(&rule.name, millis(window), event).await.map(Some),
+            Ok(Claim::Busy) => store.listed(&rule.name, event).await.map(|closes| {
+                closes.map(|closes_ms| Added {
+                    closes_ms,
+                    new: false,
+                })
+            }),
+            Ok(Claim::Done) => {
+                let (rule, message_id) = (rule.name.clone(), key);
+                return Outcome::Duplicate { rule, message_id };
+            }
+            Err(err) => {
+                warn!(error = %err, "dedupe store unavailable; upload not gathered");
+                return failed(Some(&rule.name), err.to_string(), err.transient);
+            }
+        };
+        self.gathered(rule, &key, listed).await
+    }
+
+    /// The outcome of listing an upload, giving its claim back when the window could not
+    /// take it.
+    async fn gathered(
+        &self,
+        rule: &Rule,
+        key: &str,
+        listed: Result<Option<Added>, crate::store::StoreError>,
+    ) -> Outcome {
+        match listed {
+            Ok(Some(added)) => {
+                debug!(rule = %rule.name, new = added.new, closes_ms = added.closes_ms,
+                    "upload gathered into digest");
+                let closes_at = crate::digest::timestamp(added.closes_ms);
+                let rule = rule.name.clone();
+                Outcome::Gathered { rule, closes_at }
+            }
+            Ok(None) => {
+                warn!(rule = %rule.name, message_id = %key, "upload claimed elsewhere; not gathered");
+                let error = "another delivery of this upload holds its claim (gathering it \
+                             now, or stopped: the claim lapses after the digest window and 10 \
+                             minutes)";
+                failed(Some(&rule.name), error.to_owned(), true)
+            }
+            Err(err) => {
+                error!(rule = %rule.name, error = %err, "upload not gathered into digest");
+                if let Some(dedupe) = &self.dedupe
+                    && let Err(err) = dedupe.release(key).await
+                {
+                    warn!(error = %err, "dedupe claim not released");
+                }
+                failed(Some(&rule.name), with_causes(&err), false)
+            }
+        }
+    }
+
+    /// The `Message-ID` the rule's own email for this upload has: the upload's key in the
+    /// dedupe store, also when a digest lists it.
+    pub fn upload_message_id(&self, rule: &Rule, event: &ObjectCreated) -> String {
+        let from = rule.from.as_ref().unwrap_or(&self.config.sender.from);
+        message_id(event, rule, from.email.domain())
+    }
+
+    /// Sends a digest email through the pipeline's sender, once per `Message-ID` when a
+    /// dedupe store is set; a dry run keeps it.
+    pub async fn send_digest(&self, email: &Email) -> Outcome {
+        match &self.delivery {
+            Delivery::DryRun => Outcome::Rendered {
+                email: Box::new(email.clone()),
+            },
+            Delivery::Send(sender) => {
+                let send = send(sender.as_ref(), email);
+                self.once(&email.message_id, &email.rule, send).await
+            }
+        }
+    }
+
+    /// Records the upload's own email key as done, once a sent digest listed it.
+    pub async fn mark_listed(&self, key: &str) {
+        let Some(dedupe) = &self.dedupe else { return };
+        if let Err(err) = dedupe.complete(key).await {
+            // The digest went out; a missing mark risks listing a redelivered upload again.
+            warn!(store = dedupe.name(), message_id = %key, error = %err,
+                "dedupe state not recorded");
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Parks the rule's notification once when any channel failed for good, and marks those
@@ -499,7 +632,7 @@ fn settle(result: Result<Receipt, DeliveryError>, rule: &str, key: &str, what: &
 
 /// An error and its causes on one line, so the reason a template failed (a division by zero,
 /// an undefined value) reaches the report and not only "failed to render".
-fn with_causes(err: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(err) = cause {

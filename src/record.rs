@@ -49,6 +49,14 @@ pub enum Outcome {
         /// Its `Message-ID`.
         message_id: String,
     },
+    /// The upload was listed in its rule's digest window; the digest email goes out when the
+    /// window closes.
+    Gathered {
+        /// The rule that gathers it.
+        rule: String,
+        /// When the window closes.
+        closes_at: jiff::Timestamp,
+    },
     /// Dry run: the email was rendered and not sent.
     Rendered {
         /// The email as it would be sent.
@@ -171,6 +179,8 @@ pub struct Counts {
     pub sent: usize,
     /// Emails not sent again because the upload was already notified.
     pub duplicate: usize,
+    /// Uploads listed in a digest window, to be sent with it.
+    pub gathered: usize,
     /// Emails and chat messages rendered in a dry run.
     pub rendered: usize,
     /// Control messages.
@@ -195,6 +205,7 @@ impl Report {
             let slot = match entry.outcome {
                 Outcome::Sent { .. } => &mut counts.sent,
                 Outcome::Duplicate { .. } => &mut counts.duplicate,
+                Outcome::Gathered { .. } => &mut counts.gathered,
                 Outcome::Rendered { .. } | Outcome::RenderedChat { .. } => &mut counts.rendered,
                 Outcome::Test { .. } => &mut counts.test,
                 Outcome::Ignored { .. } => &mut counts.ignored,
@@ -243,6 +254,9 @@ fn outcome_json(outcome: &Outcome) -> Value {
         }),
         Outcome::Duplicate { rule, message_id } => {
             json!({ "outcome": "duplicate", "rule": rule, "message_id": message_id })
+        }
+        Outcome::Gathered { rule, closes_at } => {
+            json!({ "outcome": "gathered", "rule": rule, "closes_at": closes_at.to_string() })
         }
         Outcome::Rendered { email } => json!({ "outcome": "rendered", "email": email_json(email) }),
         Outcome::RenderedChat { rule, text } => {

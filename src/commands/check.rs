@@ -38,7 +38,28 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     println!("ok: {} rule(s); sender: {sender}", config.rules.len());
+    print_digest_note(&config);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says where digest windows live and where digests do not happen, when any rule has them.
+fn print_digest_note(config: &config::Config) {
+    let rules: Vec<&str> = config
+        .rules
+        .iter()
+        .filter(|rule| rule.digest.is_some())
+        .map(|rule| rule.name.as_str())
+        .collect();
+    if rules.is_empty() {
+        return;
+    }
+    println!(
+        "note: digest rule(s) {}: herald dev, serve and worker keep their windows in {} (keep \
+         it on a disk that outlives the process); herald invoke and Lambda keep none and send \
+         one email per upload",
+        rules.join(", "),
+        config.digest.path.display()
+    );
 }
 
 fn err_file(err: &config::ConfigError) -> String {

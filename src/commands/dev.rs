@@ -71,6 +71,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         if let Some(store) = dead_letters.transpose()? {
             pipeline = pipeline.with_dead_letters(store);
         }
+        let (pipeline, digests) = herald::digest::start(pipeline)?;
         let (stop_drain, drain_stopped) = oneshot::channel::<()>();
         let worker = match (queue, channel) {
             (Some(inbox), _) => {
@@ -99,6 +100,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             print_handled(&handled);
         }
         worker.await.context("the event loop panicked")?;
+        digests.stop().await;
         Ok(ExitCode::SUCCESS)
     })
 }

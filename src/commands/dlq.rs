@@ -187,7 +187,7 @@ async fn replay_one(
 /// The error of an outcome that is not delivered, and whether it is transient.
 fn failure(outcome: &Outcome) -> Option<(String, bool)> {
     match outcome {
-        Outcome::Sent { .. } | Outcome::Duplicate { .. } => None,
+        Outcome::Sent { .. } | Outcome::Duplicate { .. } | Outcome::Gathered { .. } => None,
         Outcome::Failed {
             error, transient, ..
         } => Some((error.clone(), *transient)),

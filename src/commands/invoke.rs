@@ -40,6 +40,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             true => Delivery::DryRun,
             false => Delivery::Send(deliver::build(&config.sender).await?),
         };
+        if let Delivery::Send(_) = delivery {
+            herald::digest::warn_without_store(&config, "invoke");
+        }
         // One payload per process: only a shared store ([dedupe]) can spot a redelivery.
         let dedupe = match (&config.dedupe, &delivery) {
             (Some(_), Delivery::Send(_)) => Some(dedupe::build(&config).await?),

@@ -80,6 +80,9 @@ pub fn describe(outcome: &Outcome) -> String {
             )
         }
         Outcome::Duplicate { rule, .. } => format!("duplicate: rule {rule:?} already sent it"),
+        Outcome::Gathered { rule, closes_at } => {
+            format!("gathered by rule {rule:?} into its digest, sent after {closes_at}")
+        }
         Outcome::Rendered { email } => format!("rendered by rule {:?}", email.rule),
         Outcome::RenderedChat { rule, .. } => format!("chat message rendered by rule {rule:?}"),
         Outcome::Test { kind } => format!("test event {kind} acknowledged"),

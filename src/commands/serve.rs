@@ -35,6 +35,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let listen = serve::listen_address(args.listen, port.as_deref(), config.serve.listen)?;
     super::block_on(async move {
         let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
+        let (pipeline, digests) = herald::digest::start(pipeline)?;
         println!(
             "herald serve: delivery {}",
             deliver::describe(&config.sender)
@@ -103,6 +104,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             let _ = stop_drain.send(());
             task.await.context("the queue's delivery loop panicked")?;
         }
+        digests.stop().await;
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })

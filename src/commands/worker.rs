@@ -37,6 +37,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = super::load(origin)?;
     super::block_on(async move {
         let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
+        let (pipeline, digests) = herald::digest::start(pipeline)?;
         println!(
             "herald worker: delivery {}",
             deliver::describe(&config.sender)
@@ -56,6 +57,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         );
 
         let stats = worker.run(super::shutdown_signal()).await;
+        digests.stop().await;
         println!(
             "stopped: {} message(s) deleted, {} left for retry, {} left for the dead-letter queue",
             stats.deleted, stats.retried, stats.dead_lettered

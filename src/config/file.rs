@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 9] = [
+pub const SECTIONS: [&str; 10] = [
     "sender",
     "time_zone",
     "skip",
@@ -17,6 +17,7 @@ pub const SECTIONS: [&str; 9] = [
     "dedupe",
     "dead_letter",
     "queue",
+    "digest",
     "serve",
     "rule",
 ];
@@ -362,6 +363,26 @@ fn default_queue_drain_secs() -> u64 {
     10
 }
 
+/// `[digest]`: where the open digest windows of rules with `digest_secs` are kept. Optional;
+/// without it they live in the default state file. Used by `herald dev`, `herald serve` and
+/// `herald worker`, which send each window's email when it closes, also after a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestFile {
+    /// Path of the state file, relative to the working directory; the same file as a local
+    /// `[dedupe]` store and `[dead_letter]` by default. Default `.herald/state.redb`.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+}
+
+impl Default for DigestFile {
+    fn default() -> Self {
+        DigestFile {
+            path: default_state_path(),
+        }
+    }
+}
+
 fn default_max_entries() -> u32 {
     crate::deadletter::DEFAULT_MAX_ENTRIES
 }
@@ -489,6 +510,21 @@ pub struct RuleFile {
     /// seconds (at most 604800, seven days). The link is signed with Herald's own credentials,
     /// which then need `s3:GetObject` on the bucket. Default: no link.
     pub download_link_secs: Option<u64>,
+    /// Gather this rule's uploads into one email per window of this many seconds (1 to 86400)
+    /// instead of one email per upload. A window opens with the first upload and closes this
+    /// long after; its email lists every file with the count and the total size. Needs a
+    /// process that stays up (`herald dev`, `serve`, `worker`); `herald invoke` and Lambda send
+    /// one email per upload instead. Cannot be combined with `chat_webhook_env` or
+    /// `download_link_secs`. Default: no digest.
+    pub digest_secs: Option<u64>,
+    /// Subject template of the digest email; sees `digest` and `files` (see the README).
+    /// Default: `<count> new files for <rule> (<total size>)`.
+    pub digest_subject: Option<String>,
+    /// Plain-text body template of the digest email. Default: one line per file.
+    pub digest_text: Option<String>,
+    /// HTML body template of the digest email, auto-escaped; `""` sends text only. Default:
+    /// the files as a table.
+    pub digest_html: Option<String>,
     /// When this rule matches, later rules are not considered. Default false.
     #[serde(default)]
     pub stop: bool,

@@ -21,6 +21,7 @@ use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::SmtpSettings;
 use crate::queue::QueueSettings;
 use crate::render::Templates;
+use crate::render::digest::DigestTemplates;
 use crate::route::Matcher;
 use crate::runtime::serve::ServeSettings;
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub dead_letter: Option<DeadLetterSettings>,
     /// The durable event queue of `serve` and `dev`; `None` when the file has no `[queue]`.
     pub queue: Option<QueueSettings>,
+    /// Where digest windows are kept (`[digest]`); the default state file without it.
+    pub digest: DigestSettings,
     /// The HTTP receiver's settings (`herald serve`); defaults without `[serve]`.
     pub serve: ServeSettings,
     /// Rules in file order.
@@ -125,10 +128,35 @@ pub struct Rule {
     pub time_zone: TimeZone,
     /// How long download links in this rule's emails work; `None` means no link.
     pub download_link: Option<Duration>,
+    /// Gather uploads into one email per window instead of one email each.
+    pub digest: Option<RuleDigest>,
     /// Later rules are skipped when this one matches.
     pub stop: bool,
     /// Only considered when no ordinary rule matched.
     pub fallback: bool,
+}
+
+/// A rule's digest: how long a window stays open and what its email says.
+#[derive(Debug, Clone)]
+pub struct RuleDigest {
+    /// From the window's first upload to its email.
+    pub window: Duration,
+    /// Compiled digest subject, text and HTML templates.
+    pub templates: Arc<DigestTemplates>,
+}
+
+/// The checked `[digest]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSettings {
+    /// The state file that holds the windows.
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// True when any rule gathers its uploads into digests.
+    pub fn has_digests(&self) -> bool {
+        self.rules.iter().any(|rule| rule.digest.is_some())
+    }
 }
 
 impl Rule {
@@ -241,6 +269,7 @@ pub(crate) mod tests {
             ),
             time_zone: TimeZone::UTC,
             download_link: None,
+            digest: None,
             stop: false,
             fallback: false,
         }

@@ -16,11 +16,11 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, MailgunFile, OneOrMany, OutboxFile,
-    QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile, SkipFile,
-    SmtpFile, UnmatchedFile,
+    DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, DigestFile, MailgunFile, OneOrMany,
+    OutboxFile, QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile,
+    SkipFile, SmtpFile, UnmatchedFile,
 };
-use super::{Config, Origin, Rule, SenderKind, SenderSettings};
+use super::{Config, DigestSettings, Origin, Rule, RuleDigest, SenderKind, SenderSettings};
 use crate::deadletter::DeadLetterSettings;
 use crate::dedupe::{DedupeBackend, DedupeSettings};
 use crate::deliver::chat::ChatWebhook;
@@ -33,6 +33,7 @@ use crate::deliver::ses::SesSettings;
 use crate::deliver::smtp::{SmtpSettings, Tls};
 use crate::links::MAX_LINK_VALIDITY;
 use crate::queue::QueueSettings;
+use crate::render::digest::{DigestSources, DigestTemplates};
 use crate::render::{TemplateSources, Templates};
 use crate::route::Matcher;
 use crate::runtime::serve::{MAX_BODY_LIMIT, MIN_BODY_LIMIT, ServeSettings};
@@ -40,6 +41,10 @@ use crate::secret::Secret;
 
 /// SES and many SMTP relays refuse more recipients than this in one message.
 const MAX_RECIPIENTS: usize = 50;
+
+/// The longest digest window: a day. Longer windows would hold notifications back for longer
+/// than anyone waits for them.
+const MAX_DIGEST_SECS: u64 = 86_400;
 
 /// One thing wrong with a configuration, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +154,7 @@ impl Checker<'_> {
                 *none = Some(DeadLetterSettings::in_file(queue.path.clone()));
             }
         }
+        let digest = self.digest_section(table.remove("digest"));
         let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
         if let Some(sender) = &sender {
@@ -164,6 +170,7 @@ impl Checker<'_> {
             dedupe: dedupe?,
             dead_letter: dead_letter?,
             queue: queue?,
+            digest: digest?,
             serve: serve?,
             rules,
         })
@@ -657,6 +664,13 @@ impl Checker<'_> {
         }
     }
 
+    /// `[digest]`, or the default state file without it.
+    fn digest_section(&mut self, value: Option<toml::Value>) -> Option<DigestSettings> {
+        let file = self.optional::<DigestFile>("[digest]", value)?;
+        let path = self.state_path("[digest] path", file.path)?;
+        Some(DigestSettings { path })
+    }
+
     /// A state file path: not empty, and not a folder.
     fn state_path(&mut self, place: &str, path: PathBuf) -> Option<PathBuf> {
         if path.as_os_str().is_empty() || path.to_string_lossy().ends_with('/') {
@@ -849,6 +863,7 @@ impl Checker<'_> {
             None => Some(default_zone.clone()),
         };
         let download_link = self.download_link(place, file.download_link_secs);
+        let digest = self.rule_digest(place, &file);
         Some(Rule {
             name: file.name,
             matcher: matcher?,
@@ -861,6 +876,7 @@ impl Checker<'_> {
             templates: Arc::new(templates?),
             time_zone: time_zone?,
             download_link,
+            digest: digest?,
             stop: file.stop,
             fallback: file.fallback,
         })
@@ -900,6 +916,63 @@ impl Checker<'_> {
             return None;
         }
         Some(valid_for)
+    }
+
+    /// The rule's digest, when it sets `digest_secs`: the window in bounds, the digest
+    /// templates compiled, and no field the digest email cannot honour.
+    fn rule_digest(&mut self, place: &str, file: &RuleFile) -> Option<Option<RuleDigest>> {
+        let stray = [
+            ("digest_subject", file.digest_subject.is_some()),
+            ("digest_text", file.digest_text.is_some()),
+            ("digest_html", file.digest_html.is_some()),
+        ];
+        let Some(secs) = file.digest_secs else {
+            for (field, _) in stray.iter().filter(|(_, set)| *set) {
+                self.report(format!("{place}, {field}"), "only used with digest_secs");
+            }
+            return Some(None);
+        };
+        let mut ok = (1..=MAX_DIGEST_SECS).contains(&secs);
+        if !ok {
+            let message = format!("must be between 1 and {MAX_DIGEST_SECS} (one day)");
+            self.report(format!("{place}, digest_secs"), message);
+        }
+        // A digest is one email; per-upload chat posts and per-file links are not in it yet.
+        for (field, set) in [
+            ("chat_webhook_env", file.chat_webhook_env.is_some()),
+            ("download_link_secs", file.download_link_secs.is_some()),
+        ] {
+            if set {
+                self.report(
+                    place,
+                    format!("{field} cannot be combined with digest_secs"),
+                );
+                ok = false;
+            }
+        }
+        let templates = self.digest_templates(place, file);
+        ok.then_some(())?;
+        Some(Some(RuleDigest {
+            window: Duration::from_secs(secs),
+            templates: Arc::new(templates?),
+        }))
+    }
+
+    fn digest_templates(&mut self, place: &str, file: &RuleFile) -> Option<DigestTemplates> {
+        let sources = DigestSources {
+            subject: file.digest_subject.as_deref(),
+            text: file.digest_text.as_deref(),
+            html: file.digest_html.as_deref(),
+        };
+        match DigestTemplates::compile(sources) {
+            Ok(templates) => Some(templates),
+            Err(errors) => {
+                for error in errors {
+                    self.report(place, format!("digest {error}"));
+                }
+                None
+            }
+        }
     }
 
     fn recipient_count(&mut self, place: &str, file: &RuleFile) {
@@ -1647,6 +1720,57 @@ mod tests {
     }
 
     /// `[sender]` of [`GOOD`] with extra lines after its `type`.
+    #[test]
+    fn digest_rules_resolve_with_the_default_state_file() {
+        let text = format!(
+            "{OUTBOX}[[rule]]\nname = \"d\"\nto = [\"a@example.com\"]\ndigest_secs = 300\n\
+             digest_subject = \"{{{{ digest.count }}}} files\"\n"
+        );
+        let config = check(&text).unwrap_or_else(|e| panic!("{:?}", e.problems()));
+        let digest = config.rules[0].digest.as_ref().map(|d| d.window);
+        assert_eq!(digest, Some(Duration::from_secs(300)));
+        assert!(config.has_digests());
+        assert_eq!(
+            config.digest.path,
+            PathBuf::from(crate::store::DEFAULT_PATH)
+        );
+
+        let plain = check(&format!(
+            "{OUTBOX}[digest]\npath = \"w.redb\"\n[[rule]]\nname = \"p\"\nto = [\"a@example.com\"]\n"
+        ));
+        let plain = plain.unwrap_or_else(|e| panic!("{:?}", e.problems()));
+        assert!(!plain.has_digests());
+        assert_eq!(plain.digest.path, PathBuf::from("w.redb"));
+    }
+
+    #[test]
+    fn every_digest_problem_is_reported() {
+        let text = format!(
+            "{OUTBOX}[digest]\npath = \"\"\nttl = 1\n\
+             [[rule]]\nname = \"zero\"\nto = [\"a@example.com\"]\ndigest_secs = 0\n\
+             [[rule]]\nname = \"long\"\nto = [\"a@example.com\"]\ndigest_secs = 86401\n\
+             download_link_secs = 60\ndigest_text = \"{{{{ digest.nope }}}}\"\n\
+             [[rule]]\nname = \"stray\"\nto = [\"a@example.com\"]\ndigest_html = \"x\"\n"
+        );
+        let found = problems(&text);
+        let expected = [
+            "[digest]: unknown field `ttl`",
+            "[digest] path: \"\" is not a file path",
+            "rule \"zero\" (#1), digest_secs: must be between 1 and 86400 (one day)",
+            "rule \"long\" (#2), digest_secs: must be between 1 and 86400 (one day)",
+            "rule \"long\" (#2): download_link_secs cannot be combined with digest_secs",
+            "rule \"long\" (#2): digest text template",
+            "rule \"stray\" (#3), digest_html: only used with digest_secs",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(
+                found.starts_with(expected),
+                "{found:?} should start with {expected:?}"
+            );
+        }
+    }
+
     fn good_with_sender_lines(lines: &str) -> String {
         GOOD.replacen("type = \"smtp\"", &format!("type = \"smtp\"\n{lines}"), 1)
     }

@@ -36,6 +36,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, context};
 
 use crate::event::{ObjectCreated, Provider};
 
+pub mod digest;
 pub mod format;
 
 const DEFAULT_SUBJECT: &str = include_str!("templates/subject.txt");
@@ -301,11 +302,18 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Builds the `object` and `rule` values templates see.
+/// Builds the `object` and `rule` values an upload's templates see.
 fn template_context(ctx: &Context<'_>) -> Value {
-    let event = ctx.event;
+    let object = object_value(ctx.event, ctx.time_zone, ctx.link);
+    let rule = rule_value(ctx.rule, ctx.time_zone);
+    context! { object, rule }
+}
+
+/// What a template sees of one upload: `object` in an upload's email, each of `files` in a
+/// digest.
+fn object_value(event: &ObjectCreated, time_zone: &TimeZone, link: Option<&Link>) -> Value {
     let shown = |value: &Option<String>| value.as_deref().map(format::visible);
-    let object = context! {
+    context! {
         name => format::visible(event.file_name()),
         key => format::visible(&event.key),
         folder => format::visible(event.folder()),
@@ -321,16 +329,19 @@ fn template_context(ctx: &Context<'_>) -> Value {
         region => shown(&event.region),
         provider => event.provider.to_string(),
         event_name => format::visible(&event.event_name),
-        time => event.event_time.map(|time| local_time(time, ctx.time_zone)),
+        time => event.event_time.map(|time| local_time(time, time_zone)),
         time_utc => event.event_time.map(|time| time.to_string()),
-        download_url => ctx.link.map(|link| link.url.as_str()),
-        download_expires => ctx.link.map(|link| local_time(link.expires_at, ctx.time_zone)),
-    };
-    let rule = context! {
-        name => ctx.rule,
-        time_zone => time_zone_name(ctx.time_zone),
-    };
-    context! { object, rule }
+        download_url => link.map(|link| link.url.as_str()),
+        download_expires => link.map(|link| local_time(link.expires_at, time_zone)),
+    }
+}
+
+/// The `rule` value every template sees.
+fn rule_value(name: &str, time_zone: &TimeZone) -> Value {
+    context! {
+        name => name,
+        time_zone => time_zone_name(time_zone),
+    }
 }
 
 /// `2024-10-01 14:03:22 CEST`: what a reader expects, in the rule's zone.

@@ -117,6 +117,7 @@ pub async fn init() -> Result<Handler, InitError> {
     let pipeline = super::configured_pipeline(Arc::clone(&config)).await?;
     info!(sender = %deliver::describe(&config.sender), rules = config.rules.len(),
         dedupe = %dedupe::describe(&config), "ready");
+    crate::digest::warn_without_store(&config, "lambda");
     Ok(Handler::new(pipeline))
 }
 
