@@ -407,7 +407,7 @@ def test_five_a_second_over_100_uploads_never_reaches_the_server_six_in_a_second
         keys = [f"burst/file-{n:03}.csv" for n in range(UPLOADS)]
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda key: s3.put_object(Bucket="uploads", Key=key, Body=b"1"), keys))
-        # At 5 a second the last of 100 arrives about 20 s after the first.
+        # At 5 a second (less the safety margin) the last of 100 arrives about 22 s after the first.
         wait_until(lambda: len(recorder.arrivals) >= UPLOADS, 90, "100 messages")
     finally:
         stop(dev)
@@ -416,5 +416,7 @@ def test_five_a_second_over_100_uploads_never_reaches_the_server_six_in_a_second
     ids = {m.message["Message-ID"] for m in recorder.messages}
     assert len(ids) == UPLOADS == len(recorder.messages)
     arrivals = sorted(recorder.arrivals)
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert busiest_second(arrivals) == RATE, (min(gaps), gaps)
+    crowded = [round(b - a, 3) for a, b in zip(arrivals, arrivals[RATE:]) if b - a < 1.0]
+    # Five is reached (the limit is not slower than asked), six never: no six arrivals lie
+    # within one second of each other.
+    assert busiest_second(arrivals) == RATE, f"six arrivals spanning {crowded} s"
