@@ -7,19 +7,23 @@
 //! The bucket is our own, about forty lines, rather than `governor`: delivery is Herald's core,
 //! and it must run on tokio's clock so paused-time tests hold (governor reads its own clock).
 //! It is a token bucket in its "virtual scheduling" form (the GCRA of ATM networks): instead of
-//! counting tokens it keeps the time the next email may start, so the state is one instant and
-//! every waiting send holds nothing but its own future and the email it borrows.
+//! counting tokens it keeps the time the next email may start, so the state is one instant.
+//! Waiting sends queue for it behind a fair async lock, so they start in arrival order.
 //!
 //! The bucket spaces the *starts* of sends, but a provider counts *arrivals*: start plus
 //! latency, and latency varies (a new connection, a busy scheduler, the network). An email that
 //! takes longer than the next five draws the six closer together, and a provider counting five a
-//! second at its side sees six. So the interval is stretched by [`SAFETY_MARGIN`]: at `rate`
-//! emails a second, `rate + 1` consecutive starts span 1.1 s instead of 1 s, which absorbs up
-//! to 100 ms of latency difference between two emails at any rate, for 10% less throughput.
+//! second at its side sees six. Two things keep that from happening. The schedule moves on
+//! from when a send really started, not from when it was due, so a task woken late by a busy
+//! machine delays the ones after it instead of crowding them. And the interval is stretched by
+//! [`SAFETY_MARGIN`]: at `rate` emails a second, `rate + 1` consecutive starts span 1.1 s
+//! instead of 1 s, which absorbs up to 100 ms of latency difference between two emails at any
+//! rate, for 10% less throughput.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{Email, SendFuture, Sender};
@@ -80,23 +84,20 @@ impl Bucket {
         }
     }
 
-    /// Books a start slot and returns when it is. The slot is booked before waiting, so
-    /// waiters are served in arrival order; a send dropped while waiting gives its slot up
-    /// unused, which only ever slows the rate, never exceeds it.
-    fn book(&self) -> Instant {
+    /// Waits for this send's turn. The lock is held through the wait, so waiters go one by
+    /// one in arrival order (tokio's mutex is fair); a send dropped while waiting lets the
+    /// next one in without using a slot.
+    async fn wait_turn(&self, sender: &'static str) {
+        let mut next_start = self.next_start.lock().await;
         let now = Instant::now();
-        // The lock guards plain arithmetic, so a poisoned one still holds a valid instant.
-        let mut next_start = self
-            .next_start
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let scheduled = (*next_start).max(now);
-        let start = scheduled
-            .checked_sub(self.tolerance)
-            .unwrap_or(now)
-            .max(now);
-        *next_start = scheduled + self.interval;
-        start
+        let start = next_start.checked_sub(self.tolerance).unwrap_or(now);
+        if start > now {
+            tracing::debug!(sender, "waiting for the send rate");
+            tokio::time::sleep_until(start).await;
+        }
+        // Read the clock again: a wake-up that came late moves the schedule with it.
+        let started = Instant::now();
+        *next_start = (*next_start).max(started) + self.interval;
     }
 }
 
@@ -123,11 +124,7 @@ impl Sender for RateLimitedSender {
 
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
         Box::pin(async move {
-            let start = self.bucket.book();
-            if start > Instant::now() {
-                tracing::debug!(sender = self.inner.name(), "waiting for the send rate");
-                tokio::time::sleep_until(start).await;
-            }
+            self.bucket.wait_turn(self.inner.name()).await;
             self.inner.send(email).await
         })
     }
@@ -249,5 +246,32 @@ mod tests {
             .map(|(i, &start)| if i % 6 == 0 { start + slow } else { start })
             .collect();
         assert_eq!(busiest_second(&arrivals), 5);
+    }
+
+    /// A busy machine can wake a waiting send late; the next start keeps its distance from
+    /// that late start instead of following the old schedule.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_wake_up_moves_the_next_start_with_it() {
+        let limit = RateLimit {
+            per_sec: 5.0,
+            burst: 1,
+        };
+        let inner = Arc::new(Clocked::default());
+        let limited = RateLimitedSender::new(inner.clone(), limit);
+        let email = sample_email(None);
+        let began = Instant::now();
+
+        assert!(limited.send(&email).await.is_ok());
+        let mut second = limited.send(&email);
+        assert!(futures::poll!(&mut second).is_pending());
+        // Due at 220 ms, but not polled until 300 ms, as if the scheduler were busy.
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert!(second.await.is_ok());
+        assert!(limited.send(&email).await.is_ok());
+
+        let starts = inner.starts.lock().expect("lock").clone();
+        let offsets: Vec<Duration> = starts.iter().map(|&s| s - began).collect();
+        let ms = Duration::from_millis;
+        assert_eq!(offsets, [ms(0), ms(300), ms(520)]);
     }
 }
