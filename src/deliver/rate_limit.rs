@@ -7,15 +7,34 @@
 //! The bucket is our own, about forty lines, rather than `governor`: delivery is Herald's core,
 //! and it must run on tokio's clock so paused-time tests hold (governor reads its own clock).
 //! It is a token bucket in its "virtual scheduling" form (the GCRA of ATM networks): instead of
-//! counting tokens it keeps the time the next email may start, so the state is one instant and
-//! every waiting send holds nothing but its own future and the email it borrows.
+//! counting tokens it keeps the time the next email may start, so the state is one instant.
+//! Waiting sends queue for it behind a fair async lock, so they start in arrival order.
+//!
+//! The bucket spaces the *starts* of sends, but a provider counts *arrivals*: start plus
+//! latency, and latency varies (a new connection, a busy scheduler, the network). An email that
+//! takes longer than the next five draws the six closer together, and a provider counting five a
+//! second at its side sees six. Two things keep that from happening. The schedule moves on
+//! from when a send really started, not from when it was due, so a task woken late by a busy
+//! machine delays the ones after it instead of crowding them. And the interval is stretched by
+//! [`SAFETY_MARGIN`]: at `rate` emails a second, `rate + 1` consecutive starts span 1.1 s
+//! instead of 1 s, which absorbs up to 100 ms of latency difference between two emails at any
+//! rate, for 10% less throughput.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{Email, SendFuture, Sender};
+
+/// How much longer than `1 / per_sec` the bucket waits between two starts, as a share of it.
+///
+/// Known limit: it covers latency differences up to 100 ms. A first email that opens a new
+/// TLS connection to a distant provider can lag the pooled ones after it by more. If a provider
+/// is seen throttling for that, make the bucket also wait on finished sends (a provider has the
+/// email before it replies) rather than widen the margin, which would slow every sender.
+pub const SAFETY_MARGIN: f64 = 0.1;
 
 /// How fast one sender may start emails.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,9 +60,9 @@ impl RateLimit {
         }
     }
 
-    /// Time between two starts at the steady rate.
+    /// Time between two starts at the steady rate, [`SAFETY_MARGIN`] included.
     fn interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.per_sec)
+        Duration::from_secs_f64((1.0 + SAFETY_MARGIN) / self.per_sec)
     }
 }
 
@@ -65,23 +84,20 @@ impl Bucket {
         }
     }
 
-    /// Books a start slot and returns when it is. The slot is booked before waiting, so
-    /// waiters are served in arrival order; a send dropped while waiting gives its slot up
-    /// unused, which only ever slows the rate, never exceeds it.
-    fn book(&self) -> Instant {
+    /// Waits for this send's turn. The lock is held through the wait, so waiters go one by
+    /// one in arrival order (tokio's mutex is fair); a send dropped while waiting lets the
+    /// next one in without using a slot.
+    async fn wait_turn(&self, sender: &'static str) {
+        let mut next_start = self.next_start.lock().await;
         let now = Instant::now();
-        // The lock guards plain arithmetic, so a poisoned one still holds a valid instant.
-        let mut next_start = self
-            .next_start
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let scheduled = (*next_start).max(now);
-        let start = scheduled
-            .checked_sub(self.tolerance)
-            .unwrap_or(now)
-            .max(now);
-        *next_start = scheduled + self.interval;
-        start
+        let start = next_start.checked_sub(self.tolerance).unwrap_or(now);
+        if start > now {
+            tracing::debug!(sender, "waiting for the send rate");
+            tokio::time::sleep_until(start).await;
+        }
+        // Read the clock again: a wake-up that came late moves the schedule with it.
+        let started = Instant::now();
+        *next_start = (*next_start).max(started) + self.interval;
     }
 }
 
@@ -108,11 +124,7 @@ impl Sender for RateLimitedSender {
 
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
         Box::pin(async move {
-            let start = self.bucket.book();
-            if start > Instant::now() {
-                tracing::debug!(sender = self.inner.name(), "waiting for the send rate");
-                tokio::time::sleep_until(start).await;
-            }
+            self.bucket.wait_turn(self.inner.name()).await;
             self.inner.send(email).await
         })
     }
@@ -182,8 +194,9 @@ mod tests {
         assert_eq!(delivered, 100);
         let starts = inner.starts.lock().expect("lock").clone();
         assert_eq!(busiest_second(&starts), 5);
-        // 100 emails at 5 a second: the last starts 99 intervals after the first.
-        assert_eq!(began.elapsed(), Duration::from_millis(200) * 99);
+        // 100 emails at 5 a second: the last starts 99 intervals after the first, each interval
+        // 200 ms plus the safety margin.
+        assert_eq!(began.elapsed(), Duration::from_millis(220) * 99);
     }
 
     #[tokio::test(start_paused = true)]
@@ -207,7 +220,58 @@ mod tests {
         let starts = inner.starts.lock().expect("lock").clone();
         let at_once = starts.iter().filter(|&&s| s == began).count();
         assert_eq!(at_once, 3);
-        // The four others follow at the steady rate, one every half second.
-        assert_eq!(began.elapsed(), Duration::from_millis(500) * 4);
+        // The four others follow at the steady rate, one every half second plus the margin.
+        assert_eq!(began.elapsed(), Duration::from_millis(550) * 4);
+    }
+
+    /// A provider counts arrivals, start plus latency: one email 100 ms slower than the five
+    /// after it must not make six in a second at the provider's side.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_email_does_not_bring_six_into_one_second_at_the_provider() {
+        let limit = RateLimit {
+            per_sec: 5.0,
+            burst: 1,
+        };
+        let (inner, _) = send_all(limit, 60).await;
+
+        let mut starts = inner.starts.lock().expect("lock").clone();
+        starts.sort();
+        for six in starts.windows(6) {
+            assert!(six[5] - six[0] >= Duration::from_millis(1100), "{six:?}");
+        }
+        let slow = Duration::from_millis(100);
+        let arrivals: Vec<Instant> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| if i % 6 == 0 { start + slow } else { start })
+            .collect();
+        assert_eq!(busiest_second(&arrivals), 5);
+    }
+
+    /// A busy machine can wake a waiting send late; the next start keeps its distance from
+    /// that late start instead of following the old schedule.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_wake_up_moves_the_next_start_with_it() {
+        let limit = RateLimit {
+            per_sec: 5.0,
+            burst: 1,
+        };
+        let inner = Arc::new(Clocked::default());
+        let limited = RateLimitedSender::new(inner.clone(), limit);
+        let email = sample_email(None);
+        let began = Instant::now();
+
+        assert!(limited.send(&email).await.is_ok());
+        let mut second = limited.send(&email);
+        assert!(futures::poll!(&mut second).is_pending());
+        // Due at 220 ms, but not polled until 300 ms, as if the scheduler were busy.
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert!(second.await.is_ok());
+        assert!(limited.send(&email).await.is_ok());
+
+        let starts = inner.starts.lock().expect("lock").clone();
+        let offsets: Vec<Duration> = starts.iter().map(|&s| s - began).collect();
+        let ms = Duration::from_millis;
+        assert_eq!(offsets, [ms(0), ms(300), ms(520)]);
     }
 }
