@@ -31,3 +31,4 @@ pub mod runtime;
 pub mod secret;
 pub mod sources;
 pub mod store;
+pub mod trace;

@@ -38,6 +38,10 @@ enum Command {
     Check(commands::check::Args),
     /// List, replay or drop notifications parked in the dead-letter store ([dead_letter]).
     Dlq(commands::dlq::Args),
+    /// List recent uploads and what became of them, from the trace files ([trace]).
+    Events(commands::trace::EventsArgs),
+    /// Show everything that happened to one upload: parsing, rules, emails, attempts.
+    Trace(commands::trace::TraceArgs),
     /// Estimate a month's cloud bill for Herald on a platform, line by line, free tiers applied.
     Cost(commands::cost::Args),
 }
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(cli.config, args),
         Command::Dlq(args) => commands::dlq::run(cli.config, args),
         Command::Cost(args) => commands::cost::run(args),
+        Command::Events(args) => commands::trace::events(cli.config, args),
+        Command::Trace(args) => commands::trace::trace(cli.config, args),
     };
     match result {
         Ok(code) => code,

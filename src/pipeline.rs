@@ -25,8 +25,11 @@ use crate::event::ObjectCreated;
 use crate::links::LinkSigner;
 use crate::record::{Entry, Miss, ObjectRef, Outcome, Report, SkipReason};
 use crate::render::{Context, Link};
-use crate::route::{Mismatch, Route, route};
+use crate::route::{self, Mismatch, Route, route};
 use crate::sources::{self, Payload, Record, SourceError};
+use crate::trace::{
+    self, Closest, FailedCondition, RuleMiss, Step, TraceLine, TraceLog, TracedEmail,
+};
 
 /// What to do with rendered emails.
 #[derive(Clone)]
@@ -55,6 +58,7 @@ pub struct Pipeline {
     dead_letters: Option<DeadLetters>,
     links: Option<Arc<dyn LinkSigner>>,
     chat: Option<Arc<dyn ChatSender>>,
+    trace: Option<TraceLog>,
     digests: Option<DigestStore>,
 }
 
@@ -71,6 +75,7 @@ impl Pipeline {
             dead_letters: None,
             links: None,
             chat,
+            trace: None,
             digests: None,
         }
     }
@@ -115,6 +120,21 @@ impl Pipeline {
     /// The dead-letter store, when one is attached.
     pub fn dead_letters(&self) -> Option<&DeadLetters> {
         self.dead_letters.as_ref()
+    }
+
+    /// Writes what happens to each upload to `log`, for `herald events`, `herald trace` and
+    /// the dashboard.
+    pub fn with_trace(mut self, log: impl Into<Option<TraceLog>>) -> Self {
+        self.trace = log.into();
+        self
+    }
+
+    /// Waits until the trace lines of what was handled so far are written (see
+    /// [`TraceLog::flush`]); for commands about to exit.
+    pub fn flush_trace(&self) {
+        if let Some(log) = &self.trace {
+            log.flush();
+        }
     }
 
     /// The config this pipeline runs on.
@@ -172,20 +192,42 @@ impl Pipeline {
     }
 
     async fn handle_event_inner(&self, index: usize, event: &ObjectCreated) -> Vec<Entry> {
+        let mut steps = Steps::new(self.trace.is_some());
+        let entries = self.route_and_notify(index, event, &mut steps).await;
+        if let Some(log) = &self.trace {
+            log.record(TraceLine::new(event, steps.into_vec(), &entries));
+        }
+        entries
+    }
+
+    async fn route_and_notify(
+        &self,
+        index: usize,
+        event: &ObjectCreated,
+        steps: &mut Steps,
+    ) -> Vec<Entry> {
         let object = ObjectRef::of(event);
         let at = |outcome| entry(index, Some(object.clone()), outcome);
 
         if let Some(reason) = self.skip_reason(event) {
             debug!(reason = ?reason, "upload skipped by policy");
+            steps.push(|| trace::skipped(reason));
             return vec![at(Outcome::Skipped { reason })];
         }
         let rules = match route(&self.config.rules, event) {
             Route::Matched(rules) => rules,
-            Route::Unmatched(misses) => return vec![at(self.unmatched(event, misses))],
+            Route::Unmatched(misses) => {
+                steps.push(|| unmatched_step(&self.config.rules, event, &misses));
+                return vec![at(self.unmatched(event, misses))];
+            }
         };
+        steps.push(|| Step::Matched {
+            rules: rules.iter().map(|rule| rule.name.clone()).collect(),
+        });
         let mut entries = Vec::with_capacity(rules.len());
         for rule in rules {
-            entries.extend(self.notify(rule, event).await.into_iter().map(at));
+            let outcomes = self.notify(rule, event, steps).await;
+            entries.extend(outcomes.into_iter().map(at));
         }
         entries
     }
@@ -233,18 +275,27 @@ impl Pipeline {
     /// store is set. `None` when the config has no rule of that name any more.
     pub async fn replay(&self, rule: &str, event: &ObjectCreated) -> Option<Vec<Outcome>> {
         let rule = self.config.rules.iter().find(|r| r.name == rule)?;
-        Some(self.notify(rule, event).await)
+        let mut steps = Steps::new(self.trace.is_some());
+        let outcomes = self.notify(rule, event, &mut steps).await;
+        if let Some(log) = &self.trace {
+            let entries: Vec<Entry> = outcomes
+                .iter()
+                .map(|outcome| entry(0, Some(ObjectRef::of(event)), outcome.clone()))
+                .collect();
+            log.record(TraceLine::new(event, steps.into_vec(), &entries));
+        }
+        Some(outcomes)
     }
 
     /// Delivers one rule's notification and parks it when it failed for good; for a digest
     /// rule with a store attached, lists the upload in the rule's window instead.
-    async fn notify(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
+    async fn notify(&self, rule: &Rule, event: &ObjectCreated, steps: &mut Steps) -> Vec<Outcome> {
         if let (Some(digest), Some(store), Delivery::Send(_)) =
             (&rule.digest, &self.digests, &self.delivery)
         {
             return vec![self.gather(rule, digest.window, store, event).await];
         }
-        let mut outcomes = self.deliver(rule, event).await;
+        let mut outcomes = self.deliver(rule, event, steps).await;
         if let Some(store) = &self.dead_letters {
             park(store, rule, event, &mut outcomes).await;
         }
@@ -253,7 +304,7 @@ impl Pipeline {
 
     /// Renders one rule's notification and delivers it on each of the rule's channels (email,
     /// chat webhook), or keeps it, in a dry run: one outcome per channel.
-    async fn deliver(&self, rule: &Rule, event: &ObjectCreated) -> Vec<Outcome> {
+    async fn deliver(&self, rule: &Rule, event: &ObjectCreated, steps: &mut Steps) -> Vec<Outcome> {
         let (email, link) = match self.render(rule, event).await {
             Ok(rendered) => rendered,
             Err(message) => {
@@ -261,6 +312,12 @@ impl Pipeline {
                 return vec![failed(Some(&rule.name), message, false)];
             }
         };
+        if rule.has_recipients() {
+            steps.push(|| Step::Rendered {
+                rule: rule.name.clone(),
+                email: TracedEmail::from(&email),
+            });
+        }
         let chat = rule.chat.as_ref().map(|webhook| {
             let text = chat::text(&email.subject, event, link.as_ref());
             (webhook, text)
@@ -657,6 +714,46 @@ fn failed(rule: Option<&str>, error: String, transient: bool) -> Outcome {
         transient,
         parked: None,
     }
+}
+
+/// The trace steps of one handling, collected only when a trace log is set, so an untraced
+/// pipeline builds none of them.
+struct Steps {
+    steps: Option<Vec<Step>>,
+}
+
+impl Steps {
+    fn new(enabled: bool) -> Self {
+        Steps {
+            steps: enabled.then(Vec::new),
+        }
+    }
+
+    fn push(&mut self, step: impl FnOnce() -> Step) {
+        if let Some(steps) = &mut self.steps {
+            steps.push(step());
+        }
+    }
+
+    fn into_vec(self) -> Vec<Step> {
+        self.steps.unwrap_or_default()
+    }
+}
+
+/// Each rule's first failed condition, and the rule that came closest with all it failed.
+fn unmatched_step(rules: &[Rule], event: &ObjectCreated, misses: &[(&Rule, Mismatch)]) -> Step {
+    let misses = misses
+        .iter()
+        .map(|(rule, reason)| RuleMiss {
+            rule: rule.name.clone(),
+            reason: reason.to_string(),
+        })
+        .collect();
+    let closest = route::closest(rules, event).map(|(rule, failed)| Closest {
+        rule: rule.name.clone(),
+        failed: failed.iter().map(FailedCondition::from).collect(),
+    });
+    Step::Unmatched { misses, closest }
 }
 
 #[cfg(test)]

@@ -65,7 +65,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         // upload's request does not produce a second email.
         let dedupe = dedupe::build(&config).await?;
         let dead_letters = config.dead_letter.as_ref().map(DeadLetters::open);
+        let trace = super::trace_log(&config);
         let mut pipeline = Pipeline::new(Arc::clone(&config), Delivery::Send(sender))
+            .with_trace(trace.clone())
             .with_dedupe(dedupe)
             .with_links(local_links(&endpoint));
         if let Some(store) = dead_letters.transpose()? {
@@ -101,6 +103,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         }
         worker.await.context("the event loop panicked")?;
         digests.stop().await;
+        if let Some(trace) = trace {
+            trace.flush();
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -124,6 +124,7 @@ async fn replay(
             failed += 1;
         }
     }
+    pipeline.flush_trace();
     println!(
         "summary: {} delivered, {failed} still failing",
         entries.len() - failed
@@ -142,7 +143,8 @@ async fn replay_pipeline(config: Arc<Config>) -> anyhow::Result<Pipeline> {
         Some(_) => Some(dedupe::build(&config).await?),
         None => None,
     };
-    let mut pipeline = Pipeline::new(config, Delivery::Send(sender));
+    let trace = super::trace_log(&config);
+    let mut pipeline = Pipeline::new(config, Delivery::Send(sender)).with_trace(trace);
     if let Some(store) = dedupe {
         pipeline = pipeline.with_dedupe(store);
     }

@@ -53,14 +53,24 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             _ => None,
         };
         let links = links::for_config(&config).await;
-        let mut pipeline = Pipeline::new(config, delivery).with_links(links);
+        let trace = match delivery {
+            Delivery::Send(_) => super::trace_log(&config),
+            Delivery::DryRun => None,
+        };
+        let mut pipeline = Pipeline::new(config, delivery)
+            .with_links(links)
+            .with_trace(trace.clone());
         if let Some(store) = dedupe {
             pipeline = pipeline.with_dedupe(store);
         }
         if let Some(store) = dead_letters {
             pipeline = pipeline.with_dead_letters(store);
         }
-        anyhow::Ok(pipeline.handle_payload(&payload).await?)
+        let report = pipeline.handle_payload(&payload).await?;
+        if let Some(trace) = trace {
+            trace.flush();
+        }
+        anyhow::Ok(report)
     })?;
 
     if args.json {

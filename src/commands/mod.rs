@@ -10,6 +10,7 @@ use herald::links::{LinkSigner, S3LinkSigner};
 use herald::record::Outcome;
 use herald::runtime::demo::s3_client;
 use herald::runtime::dev::DevEndpoint;
+use herald::trace::TraceLog;
 
 pub mod check;
 pub mod cost;
@@ -18,6 +19,7 @@ pub mod dev;
 pub mod dlq;
 pub mod invoke;
 pub mod serve;
+pub mod trace;
 pub mod worker;
 
 /// Something failed at run time.
@@ -68,6 +70,23 @@ pub fn block_on<T>(
     let result = runtime.block_on(main);
     runtime.shutdown_timeout(ABANDON_AFTER);
     result
+}
+
+/// The trace log the config asks for (`[trace]`, on by default). A folder that cannot be
+/// written is reported once and the command runs without traces: they help diagnose
+/// deliveries, they never hold one back.
+pub fn trace_log(config: &Config) -> Option<TraceLog> {
+    let settings = config.trace.clone()?;
+    match TraceLog::start(settings) {
+        Ok(log) => Some(log),
+        Err(err) => {
+            eprintln!(
+                "warning: {:#}; running without traces",
+                anyhow::Error::from(err)
+            );
+            None
+        }
+    }
 }
 
 /// One line for people saying what happened to a record.

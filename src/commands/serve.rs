@@ -34,7 +34,10 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let port = std::env::var("PORT").ok();
     let listen = serve::listen_address(args.listen, port.as_deref(), config.serve.listen)?;
     super::block_on(async move {
-        let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
+        let trace = super::trace_log(&config);
+        let pipeline = runtime::configured_pipeline(Arc::clone(&config))
+            .await?
+            .with_trace(trace.clone());
         let (pipeline, digests) = herald::digest::start(pipeline)?;
         println!(
             "herald serve: delivery {}",
@@ -105,6 +108,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             task.await.context("the queue's delivery loop panicked")?;
         }
         digests.stop().await;
+        if let Some(trace) = &trace {
+            trace.flush();
+        }
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -36,7 +36,10 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     }
     let config = super::load(origin)?;
     super::block_on(async move {
-        let pipeline = runtime::configured_pipeline(Arc::clone(&config)).await?;
+        let trace = super::trace_log(&config);
+        let pipeline = runtime::configured_pipeline(Arc::clone(&config))
+            .await?
+            .with_trace(trace.clone());
         let (pipeline, digests) = herald::digest::start(pipeline)?;
         println!(
             "herald worker: delivery {}",
@@ -58,6 +61,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
 
         let stats = worker.run(super::shutdown_signal()).await;
         digests.stop().await;
+        if let Some(trace) = &trace {
+            trace.flush();
+        }
         println!(
             "stopped: {} message(s) deleted, {} left for retry, {} left for the dead-letter queue",
             stats.deleted, stats.retried, stats.dead_lettered

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 11] = [
     "sender",
     "time_zone",
     "skip",
@@ -18,6 +18,7 @@ pub const SECTIONS: [&str; 10] = [
     "dead_letter",
     "queue",
     "digest",
+    "trace",
     "serve",
     "rule",
 ];
@@ -381,6 +382,60 @@ impl Default for DigestFile {
             path: default_state_path(),
         }
     }
+}
+
+/// `[trace]`: what Herald did with each upload, written to JSON-lines files for
+/// `herald events`, `herald trace` and the dashboard. On by default in `herald dev`, `serve`,
+/// `worker`, `invoke` and `dlq replay`; Lambda does not trace (its disk is gone after the
+/// invocation; its logs are in CloudWatch).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFile {
+    /// Set to false to write no traces. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Folder for the trace files, relative to the working directory; created when missing.
+    /// Default `.herald/traces`.
+    #[serde(default = "default_trace_dir")]
+    pub dir: PathBuf,
+    /// A trace file past this many MiB is closed and a new one started. Default 4.
+    #[serde(default = "default_trace_file_mib")]
+    pub max_file_mib: u32,
+    /// Most trace files kept; the oldest beyond it are deleted. Default 8, so traces take at
+    /// most 32 MiB by default.
+    #[serde(default = "default_trace_files")]
+    pub max_files: u32,
+    /// Trace files not written to for this many days are deleted. Default 7.
+    #[serde(default = "default_trace_age_days")]
+    pub max_age_days: u32,
+}
+
+impl Default for TraceFile {
+    fn default() -> Self {
+        TraceFile {
+            enabled: true,
+            dir: default_trace_dir(),
+            max_file_mib: default_trace_file_mib(),
+            max_files: default_trace_files(),
+            max_age_days: default_trace_age_days(),
+        }
+    }
+}
+
+fn default_trace_dir() -> PathBuf {
+    PathBuf::from(".herald/traces")
+}
+
+fn default_trace_file_mib() -> u32 {
+    4
+}
+
+fn default_trace_files() -> u32 {
+    8
+}
+
+fn default_trace_age_days() -> u32 {
+    7
 }
 
 fn default_max_entries() -> u32 {

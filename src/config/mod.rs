@@ -24,6 +24,7 @@ use crate::render::Templates;
 use crate::render::digest::DigestTemplates;
 use crate::route::Matcher;
 use crate::runtime::serve::ServeSettings;
+use crate::trace::TraceSettings;
 
 pub mod file;
 pub mod validate;
@@ -64,6 +65,8 @@ pub struct Config {
     pub dead_letter: Option<DeadLetterSettings>,
     /// The durable event queue of `serve` and `dev`; `None` when the file has no `[queue]`.
     pub queue: Option<QueueSettings>,
+    /// Where traces of each upload are written; `None` when `[trace] enabled = false`.
+    pub trace: Option<TraceSettings>,
     /// Where digest windows are kept (`[digest]`); the default state file without it.
     pub digest: DigestSettings,
     /// The HTTP receiver's settings (`herald serve`); defaults without `[serve]`.

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::file::{
     DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, DigestFile, MailgunFile, OneOrMany,
     OutboxFile, QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile,
-    SkipFile, SmtpFile, UnmatchedFile,
+    SkipFile, SmtpFile, TraceFile, UnmatchedFile,
 };
 use super::{Config, DigestSettings, Origin, Rule, RuleDigest, SenderKind, SenderSettings};
 use crate::deadletter::DeadLetterSettings;
@@ -38,6 +38,7 @@ use crate::render::{TemplateSources, Templates};
 use crate::route::Matcher;
 use crate::runtime::serve::{MAX_BODY_LIMIT, MIN_BODY_LIMIT, ServeSettings};
 use crate::secret::Secret;
+use crate::trace::TraceSettings;
 
 /// SES and many SMTP relays refuse more recipients than this in one message.
 const MAX_RECIPIENTS: usize = 50;
@@ -155,6 +156,7 @@ impl Checker<'_> {
             }
         }
         let digest = self.digest_section(table.remove("digest"));
+        let trace = self.trace(table.remove("trace"));
         let serve = self.serve(table.remove("serve"));
         let rules = self.rules(table.remove("rule"), &default_zone);
         if let Some(sender) = &sender {
@@ -171,6 +173,7 @@ impl Checker<'_> {
             dead_letter: dead_letter?,
             queue: queue?,
             digest: digest?,
+            trace: trace?,
             serve: serve?,
             rules,
         })
@@ -662,6 +665,33 @@ impl Checker<'_> {
                  or an upload delivered just before a restart is sent again after it",
             );
         }
+    }
+
+    /// `[trace]`, or its defaults without it; `Some(None)` when traces are turned off.
+    fn trace(&mut self, value: Option<toml::Value>) -> Option<Option<TraceSettings>> {
+        let file = self.optional::<TraceFile>("[trace]", value)?;
+        let mut ok = true;
+        for (field, value) in [
+            ("max_file_mib", file.max_file_mib),
+            ("max_files", file.max_files),
+            ("max_age_days", file.max_age_days),
+        ] {
+            if value == 0 {
+                self.report(format!("[trace] {field}"), "must be at least 1");
+                ok = false;
+            }
+        }
+        if file.dir.as_os_str().is_empty() {
+            self.report("[trace] dir", "must name a folder");
+            ok = false;
+        }
+        ok.then_some(())?;
+        Some(file.enabled.then(|| TraceSettings {
+            dir: file.dir,
+            max_file_bytes: u64::from(file.max_file_mib) * 1024 * 1024,
+            max_files: usize::try_from(file.max_files).unwrap_or(usize::MAX),
+            max_age: Duration::from_secs(u64::from(file.max_age_days) * 24 * 3600),
+        }))
     }
 
     /// `[digest]`, or the default state file without it.

@@ -57,9 +57,10 @@ impl RetryingSender {
             .build();
         let mut waited = Duration::ZERO;
         let mut attempt = 1;
+        let mut earlier = Vec::new();
         loop {
             let err = match self.inner.send(email).await {
-                Ok(receipt) => return Ok(receipt),
+                Ok(receipt) => return Ok(after_retries(receipt, &earlier)),
                 Err(err) => err,
             };
 
@@ -71,6 +72,7 @@ impl RetryingSender {
                 return Err(err.after_attempts(attempt));
             }
 
+            earlier.push(bounded(&err.to_string()));
             tracing::warn!(
                 sender = self.inner.name(),
                 attempt,
@@ -92,6 +94,26 @@ impl Sender for RetryingSender {
 
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
         Box::pin(self.send_with_retries(email))
+    }
+}
+
+/// Longest error text kept per earlier attempt in a receipt.
+const MAX_EARLIER: usize = 200;
+
+/// The receipt, noting the attempts that failed before it, so a trace shows each one.
+fn after_retries(mut receipt: super::Receipt, earlier: &[String]) -> super::Receipt {
+    if !earlier.is_empty() {
+        let attempts = earlier.len() + 1;
+        let errors = earlier.join("; ");
+        receipt.detail = format!("{} (attempt {attempts}; before: {errors})", receipt.detail);
+    }
+    receipt
+}
+
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_EARLIER) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
 
