@@ -59,7 +59,11 @@ fn invoke(dir: &Path, fixture: &str) -> Result<(), String> {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
     let fixture = fixture.to_string_lossy();
     let output = herald(dir, &["invoke", &fixture]);
-    output.status.success().then_some(()).ok_or_else(|| explain(&output))
+    output
+        .status
+        .success()
+        .then_some(())
+        .ok_or_else(|| explain(&output))
 }
 
 fn events(dir: &Path, args: &[&str]) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
@@ -92,7 +96,10 @@ fn trace_names_the_closest_rule_and_what_it_wanted_for_an_unmatched_upload() -> 
         "  closest rule: pdfs".to_owned(),
         "    suffix differs: wants a key ending in one of \".pdf\", \".docx\"".to_owned(),
     ] {
-        assert!(text.lines().any(|l| l == line), "{line:?} missing in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in:\n{text}"
+        );
     }
     Ok(())
 }
@@ -125,10 +132,16 @@ fn unknown_ids_and_bad_filters_are_clear_errors() -> TestResult {
     let unknown = herald(dir.path(), &["trace", "0000000000"]);
     assert!(!unknown.status.success());
     let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(stderr.contains("no upload with trace id \"0000000000\""), "{stderr}");
+    assert!(
+        stderr.contains("no upload with trace id \"0000000000\""),
+        "{stderr}"
+    );
 
     let bad = herald(dir.path(), &["events", "--status", "lost"]);
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("\"lost\" is not a status: one of failed, retrying"), "{stderr}");
+    assert!(
+        stderr.contains("\"lost\" is not a status: one of failed, retrying"),
+        "{stderr}"
+    );
     Ok(())
 }

@@ -93,9 +93,13 @@ async fn collect(
     expected: usize,
 ) -> anyhow::Result<Vec<Handled>> {
     let mut done = Vec::with_capacity(expected);
+    let progress = super::progress::bar(expected as u64, "uploads handled");
     while done.len() < expected {
         match tokio::time::timeout(SETTLE, handled.recv()).await {
-            Ok(Some(one)) => done.push(one),
+            Ok(Some(one)) => {
+                done.push(one);
+                progress.inc(1);
+            }
             Ok(None) => bail!(
                 "the pipeline stopped after {} of {expected} uploads",
                 done.len()
@@ -106,6 +110,7 @@ async fn collect(
             ),
         }
     }
+    progress.finish_and_clear();
     Ok(done)
 }
 

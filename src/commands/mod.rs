@@ -18,6 +18,7 @@ pub mod demo;
 pub mod dev;
 pub mod dlq;
 pub mod invoke;
+pub mod progress;
 pub mod serve;
 pub mod trace;
 pub mod worker;

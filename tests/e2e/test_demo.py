@@ -42,3 +42,39 @@ def test_demo_writes_emails_a_mail_client_can_open(tmp_path):
         assert html.lstrip().startswith("<!DOCTYPE html>"), html[:80]
     big = next(m for m in messages if "export-2024.csv" in m["subject"])
     assert "(17,825,821 bytes)" in big.get_body(("plain",)).get_content()
+
+
+def test_progress_shows_on_a_terminal_and_stays_out_of_pipes(tmp_path):
+    import os
+    import pty
+    import select
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm"}
+    piped = subprocess.run(
+        [HERALD_BIN, "demo", "--outbox", str(tmp_path / "piped")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert piped.returncode == 0, piped.stdout + piped.stderr
+    assert "uploads handled" not in piped.stdout + piped.stderr
+
+    # The same command with a terminal as its standard error, as a person would run it.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [HERALD_BIN, "demo", "--outbox", str(tmp_path / "tty")],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 180)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
+    assert b"uploads handled" in seen, seen.decode(errors="replace")
