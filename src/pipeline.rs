@@ -372,23 +372,10 @@ impl Pipeline {
             .templates
             .render(&context)
             .map_err(|e| with_causes(&e))?;
-        let from = rule
-            .from
-            .clone()
-            .unwrap_or_else(|| self.config.sender.from.clone());
-        let message_id = message_id(event, rule, from.email.domain());
-        let email = Email {
-            from,
-            to: rule.to.clone(),
-            cc: rule.cc.clone(),
-            bcc: rule.bcc.clone(),
-            reply_to: rule.reply_to.clone(),
-            subject: rendered.subject,
-            text: rendered.text,
-            html: rendered.html,
-            message_id,
-            rule: rule.name.clone(),
-        };
+        let default_from = &self.config.sender.from;
+        let email = address(rule, default_from, rendered, |domain| {
+            message_id(event, rule, domain)
+        });
         Ok((email, link))
     }
 
@@ -595,6 +582,31 @@ fn chat_client(config: &Config) -> Option<Arc<dyn ChatSender>> {
             error!(error = %err, "chat webhook client cannot be set up; chat posts will fail");
             None
         }
+    }
+}
+
+/// The email `rule` sends with `rendered` as its content: the rule's recipients, its own
+/// `From` or else `default_from`, and the `Message-ID` that `message_id` makes from the
+/// `From` address's domain.
+pub(crate) fn address(
+    rule: &Rule,
+    default_from: &lettre::message::Mailbox,
+    rendered: crate::render::Rendered,
+    message_id: impl FnOnce(&str) -> String,
+) -> Email {
+    let from = rule.from.clone().unwrap_or_else(|| default_from.clone());
+    let message_id = message_id(from.email.domain());
+    Email {
+        from,
+        to: rule.to.clone(),
+        cc: rule.cc.clone(),
+        bcc: rule.bcc.clone(),
+        reply_to: rule.reply_to.clone(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id,
+        rule: rule.name.clone(),
     }
 }
 

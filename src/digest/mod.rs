@@ -292,23 +292,10 @@ fn email(pipeline: &Pipeline, rule: &Rule, window: &Window) -> Result<Email, Str
     let rendered = templates
         .render(&context)
         .map_err(|err| with_causes(&err))?;
-    let from = rule
-        .from
-        .clone()
-        .unwrap_or_else(|| pipeline.config().sender.from.clone());
-    let message_id = message_id(&window.id, from.email.domain());
-    Ok(Email {
-        from,
-        to: rule.to.clone(),
-        cc: rule.cc.clone(),
-        bcc: rule.bcc.clone(),
-        reply_to: rule.reply_to.clone(),
-        subject: rendered.subject,
-        text: rendered.text,
-        html: rendered.html,
-        message_id,
-        rule: rule.name.clone(),
-    })
+    let default_from = &pipeline.config().sender.from;
+    Ok(crate::pipeline::address(rule, default_from, rendered, |domain| {
+        message_id(&window.id, domain)
+    }))
 }
 
 /// Logs a digest lost for good and parks each of its uploads, when a dead-letter store is set.

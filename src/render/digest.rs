@@ -16,11 +16,11 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use minijinja::value::Value;
-use minijinja::{Environment, context};
+use minijinja::context;
 
 use super::{
-    RenderError, Rendered, TemplateError, TemplatePart, environment, format, local_time,
-    object_value, rule_value, sample_event, sparse_sample_event,
+    Defaults, Parts, RenderError, Rendered, TemplateError, format, local_time, object_value,
+    rule_value, sample_event, sparse_sample_event,
 };
 use crate::event::ObjectCreated;
 
@@ -31,15 +31,7 @@ const DEFAULT_HTML: &str = include_str!("templates/digest_html.html");
 /// A rule's digest template sources as written in the config (`digest_subject`,
 /// `digest_text`, `digest_html`); `None` uses the built-in default, an empty HTML source sends
 /// no HTML part.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DigestSources<'a> {
-    /// Subject template.
-    pub subject: Option<&'a str>,
-    /// Plain-text body template.
-    pub text: Option<&'a str>,
-    /// HTML body template.
-    pub html: Option<&'a str>,
-}
+pub type DigestSources<'a> = super::TemplateSources<'a>;
 
 /// What a digest's templates see.
 #[derive(Debug, Clone, Copy)]
@@ -59,77 +51,27 @@ pub struct DigestContext<'a> {
 /// A rule's three digest templates, compiled and checked; safe to share between tasks.
 #[derive(Debug)]
 pub struct DigestTemplates {
-    env: Environment<'static>,
-    has_html: bool,
+    parts: Parts,
 }
 
 impl DigestTemplates {
     /// Compiles the templates and trial-renders them on a sample digest whose two files have
     /// every optional field known and none, returning every problem found.
     pub fn compile(sources: DigestSources<'_>) -> Result<DigestTemplates, Vec<TemplateError>> {
-        let mut env = environment();
-        let mut errors = Vec::new();
-        let mut parsed = Vec::new();
-        for part in TemplatePart::ALL {
-            let Some(source) = source_for(&sources, part) else {
-                continue;
-            };
-            match env.add_template_owned(part.name(), source.to_owned()) {
-                Ok(()) => parsed.push((part, source)),
-                Err(err) => errors.push(TemplateError::new(part, &err, source)),
-            }
-        }
-        let templates = DigestTemplates {
-            env,
-            has_html: source_for(&sources, TemplatePart::Html).is_some(),
+        let defaults = Defaults {
+            subject: DEFAULT_SUBJECT,
+            text: DEFAULT_TEXT,
+            html: DEFAULT_HTML,
         };
         let sample = [sample_event(), sparse_sample_event()];
         let values = digest_context(&sample_context(&sample, &TimeZone::UTC));
-        for (part, source) in parsed {
-            if let Err(err) = templates.render_part(part, &values) {
-                errors.push(TemplateError::new(part, &err.source, source));
-            }
-        }
-        errors.sort_by_key(|err| err.part);
-        if errors.is_empty() {
-            Ok(templates)
-        } else {
-            Err(errors)
-        }
+        let parts = Parts::compile(&sources, &defaults, &[values])?;
+        Ok(DigestTemplates { parts })
     }
 
     /// Renders the subject, text and (if enabled) HTML of one digest.
     pub fn render(&self, ctx: &DigestContext<'_>) -> Result<Rendered, RenderError> {
-        let values = digest_context(ctx);
-        let subject = self.render_part(TemplatePart::Subject, &values)?;
-        let text = self.render_part(TemplatePart::Text, &values)?;
-        let html = match self.has_html {
-            true => Some(self.render_part(TemplatePart::Html, &values)?),
-            false => None,
-        };
-        Ok(Rendered {
-            subject: format::one_line(&subject),
-            text,
-            html,
-        })
-    }
-
-    fn render_part(&self, part: TemplatePart, values: &Value) -> Result<String, RenderError> {
-        let render = |name| self.env.get_template(name)?.render(values);
-        render(part.name()).map_err(|source| RenderError { part, source })
-    }
-}
-
-/// The source to compile for a part: the rule's own, the default, or none (HTML turned off).
-fn source_for<'a>(sources: &DigestSources<'a>, part: TemplatePart) -> Option<&'a str> {
-    match part {
-        TemplatePart::Subject => Some(sources.subject.unwrap_or(DEFAULT_SUBJECT)),
-        TemplatePart::Text => Some(sources.text.unwrap_or(DEFAULT_TEXT)),
-        TemplatePart::Html => match sources.html {
-            None => Some(DEFAULT_HTML),
-            Some("") => None,
-            Some(source) => Some(source),
-        },
+        self.parts.render(&digest_context(ctx))
     }
 }
 
@@ -172,6 +114,7 @@ fn digest_context(ctx: &DigestContext<'_>) -> Value {
 mod tests {
     use super::*;
     use crate::event::tests::sample;
+    use crate::render::TemplatePart;
 
     fn render(templates: &DigestTemplates, files: &[ObjectCreated]) -> Rendered {
         let utc = TimeZone::UTC;

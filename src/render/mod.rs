@@ -179,29 +179,35 @@ pub struct Rendered {
     pub html: Option<String>,
 }
 
-/// The three templates of one rule, compiled and checked.
-///
-/// Cheap to render many times and safe to share between tasks.
+/// The compiled subject, text and HTML templates of one kind of email, and how they render:
+/// what an upload's email ([`Templates`]) and a digest ([`digest::DigestTemplates`]) share.
 #[derive(Debug)]
-pub struct Templates {
+pub(crate) struct Parts {
     env: Environment<'static>,
     has_html: bool,
 }
 
-impl Templates {
-    /// Compiles the templates and trial-renders them against sample events, returning every
-    /// problem found rather than the first.
-    ///
-    /// The trial render runs with strict undefined handling, so a misspelt variable such as
-    /// `{{ object.nmae }}` is reported here, at `herald check` or start-up, not on the first
-    /// upload. It renders twice, once with every optional field known and once with none, so
-    /// both sides of an `{% if object.uploader %}` are exercised.
-    pub fn compile(sources: TemplateSources<'_>) -> Result<Templates, Vec<TemplateError>> {
+/// The built-in sources a kind of email falls back on.
+pub(crate) struct Defaults {
+    pub(crate) subject: &'static str,
+    pub(crate) text: &'static str,
+    pub(crate) html: &'static str,
+}
+
+impl Parts {
+    /// Compiles `sources` (the defaults where a part is missing; an empty HTML source sends
+    /// no HTML part), then trial-renders every part that parsed against each of `trials`,
+    /// returning every problem found rather than the first.
+    pub(crate) fn compile(
+        sources: &TemplateSources<'_>,
+        defaults: &Defaults,
+        trials: &[Value],
+    ) -> Result<Parts, Vec<TemplateError>> {
         let mut env = environment();
         let mut errors = Vec::new();
         let mut parsed = Vec::new();
         for part in TemplatePart::ALL {
-            let Some(source) = source_for(&sources, part) else {
+            let Some(source) = source_for(sources, defaults, part) else {
                 continue;
             };
             match env.add_template_owned(part.name(), source.to_owned()) {
@@ -210,33 +216,29 @@ impl Templates {
             }
         }
 
-        let templates = Templates {
-            env,
-            has_html: source_for(&sources, TemplatePart::Html).is_some(),
-        };
+        let has_html = source_for(sources, defaults, TemplatePart::Html).is_some();
+        let parts = Parts { env, has_html };
         for (part, source) in parsed {
-            if let Err(err) = templates.trial_render(part) {
-                errors.push(TemplateError::new(part, &err, source));
+            let failed = trials.iter().find_map(|values| parts.render_part(part, values).err());
+            if let Some(err) = failed {
+                errors.push(TemplateError::new(part, &err.source, source));
             }
         }
         // Parse errors were found first; report in subject, text, html order all the same.
         errors.sort_by_key(|err| err.part);
-        if errors.is_empty() {
-            Ok(templates)
-        } else {
-            Err(errors)
+        match errors.is_empty() {
+            true => Ok(parts),
+            false => Err(errors),
         }
     }
 
-    /// Renders the subject, text and (if enabled) HTML for one event.
-    pub fn render(&self, ctx: &Context<'_>) -> Result<Rendered, RenderError> {
-        let values = template_context(ctx);
-        let subject = self.render_part(TemplatePart::Subject, &values)?;
-        let text = self.render_part(TemplatePart::Text, &values)?;
-        let html = if self.has_html {
-            Some(self.render_part(TemplatePart::Html, &values)?)
-        } else {
-            None
+    /// Renders the subject (kept to one line), the text and, if enabled, the HTML.
+    pub(crate) fn render(&self, values: &Value) -> Result<Rendered, RenderError> {
+        let subject = self.render_part(TemplatePart::Subject, values)?;
+        let text = self.render_part(TemplatePart::Text, values)?;
+        let html = match self.has_html {
+            true => Some(self.render_part(TemplatePart::Html, values)?),
+            false => None,
         };
         Ok(Rendered {
             subject: format::one_line(&subject),
@@ -249,32 +251,69 @@ impl Templates {
         let render = |name| self.env.get_template(name)?.render(values);
         render(part.name()).map_err(|source| RenderError { part, source })
     }
+}
 
-    /// Renders one template against the full and the sparse sample event.
-    fn trial_render(&self, part: TemplatePart) -> Result<(), minijinja::Error> {
-        let template = self.env.get_template(part.name())?;
-        let tz = TimeZone::UTC;
-        let link = sample_link();
-        for (event, link) in [(sample_event(), Some(&link)), (sparse_sample_event(), None)] {
-            let ctx = Context {
-                event: &event,
-                rule: "sample",
-                time_zone: &tz,
-                link,
-            };
-            template.render(template_context(&ctx))?;
-        }
-        Ok(())
+/// The three templates of one rule, compiled and checked.
+///
+/// Cheap to render many times and safe to share between tasks.
+#[derive(Debug)]
+pub struct Templates {
+    parts: Parts,
+}
+
+impl Templates {
+    /// Compiles the templates and trial-renders them against sample events, returning every
+    /// problem found rather than the first.
+    ///
+    /// The trial render runs with strict undefined handling, so a misspelt variable such as
+    /// `{{ object.nmae }}` is reported here, at `herald check` or start-up, not on the first
+    /// upload. It renders twice, once with every optional field known and once with none, so
+    /// both sides of an `{% if object.uploader %}` are exercised.
+    pub fn compile(sources: TemplateSources<'_>) -> Result<Templates, Vec<TemplateError>> {
+        let defaults = Defaults {
+            subject: DEFAULT_SUBJECT,
+            text: DEFAULT_TEXT,
+            html: DEFAULT_HTML,
+        };
+        let parts = Parts::compile(&sources, &defaults, &trial_contexts())?;
+        Ok(Templates { parts })
+    }
+
+    /// Renders the subject, text and (if enabled) HTML for one event.
+    pub fn render(&self, ctx: &Context<'_>) -> Result<Rendered, RenderError> {
+        self.parts.render(&template_context(ctx))
     }
 }
 
+/// The full and the sparse sample event, as template values.
+fn trial_contexts() -> Vec<Value> {
+    let tz = TimeZone::UTC;
+    let link = sample_link();
+    let samples = [(sample_event(), Some(&link)), (sparse_sample_event(), None)];
+    samples
+        .iter()
+        .map(|(event, link)| {
+            template_context(&Context {
+                event,
+                rule: "sample",
+                time_zone: &tz,
+                link: *link,
+            })
+        })
+        .collect()
+}
+
 /// The source to compile for a part: the rule's own, the default, or none (HTML turned off).
-fn source_for<'a>(sources: &TemplateSources<'a>, part: TemplatePart) -> Option<&'a str> {
+fn source_for<'a>(
+    sources: &TemplateSources<'a>,
+    defaults: &Defaults,
+    part: TemplatePart,
+) -> Option<&'a str> {
     match part {
-        TemplatePart::Subject => Some(sources.subject.unwrap_or(DEFAULT_SUBJECT)),
-        TemplatePart::Text => Some(sources.text.unwrap_or(DEFAULT_TEXT)),
+        TemplatePart::Subject => Some(sources.subject.unwrap_or(defaults.subject)),
+        TemplatePart::Text => Some(sources.text.unwrap_or(defaults.text)),
         TemplatePart::Html => match sources.html {
-            None => Some(DEFAULT_HTML),
+            None => Some(defaults.html),
             Some("") => None,
             Some(source) => Some(source),
         },

@@ -143,6 +143,22 @@ class HeraldProcess:
             raise AssertionError("herald did not stop within 20 s of SIGTERM")
 
 
+def dev_s3_client(endpoint):
+    """boto3 pointed at a `herald dev` endpoint: path-style, the fixed dev keys, no retries
+    (a test must see each answer the endpoint gives)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="herald-dev",
+        aws_secret_access_key="herald-dev-secret",
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
 def smtp_config(port, rules):
     """A config delivering to the test SMTP server in plain text on loopback."""
     return (

@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import HeraldProcess, smtp_config
+from conftest import dev_s3_client as s3_client, HeraldProcess, smtp_config
 
 RULES = """
 [[rule]]
@@ -61,16 +61,6 @@ def dev(tmp_path, smtp_server):
         code = herald.stop()
         assert code == 0, "".join(herald.output)
 
-
-def s3_client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="herald-dev",
-        aws_secret_access_key="herald-dev-secret",
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
 
 
 def multipart_upload(s3, key, parts):

@@ -26,7 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from botocore.config import Config
 
-from conftest import HERALD_BIN, HeraldProcess, Recorder, free_port, smtp_config
+from conftest import dev_s3_client as s3_client, HERALD_BIN, HeraldProcess, Recorder, free_port, smtp_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PUT_EVENT = FIXTURES / "s3" / "put.json"
@@ -202,16 +202,6 @@ name = "everything"
 to = ["ops@example.com"]
 """
 
-
-def s3_client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="herald-dev",
-        aws_secret_access_key="herald-dev-secret",
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
 
 
 def start_dev(tmp_path, config):

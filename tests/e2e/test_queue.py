@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from aiosmtpd.controller import Controller
 
-from conftest import HeraldProcess, Recorder, free_port, smtp_config
+from conftest import dev_s3_client as s3_client, HeraldProcess, Recorder, free_port, smtp_config
 
 from test_serve import post
 
@@ -98,16 +98,6 @@ def write_config(tmp_path, port):
     config.write_text(smtp_config(port, QUEUED), encoding="utf-8")
     return config
 
-
-def s3_client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="herald-dev",
-        aws_secret_access_key="herald-dev-secret",
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
 
 
 def test_smtp_down_for_10_s_in_the_middle_of_200_uploads_loses_and_repeats_nothing(tmp_path):
