@@ -9,12 +9,21 @@ the driver reads) and the first benchmark token (`hb-<digits>`) in it.
 A control port answers one-line commands: `COUNT` (messages so far), `DUMP` (JSON: count
 and the first arrival time of each token), `RESET`.
 
-Usage: `python smtp_sink.py`; prints `ready SMTP_PORT CONTROL_PORT` once both listen.
+With `--quickack` the sink asks the kernel to acknowledge every segment at once
+(TCP_QUICKACK after each read) instead of delaying the ACK by up to 40 ms. Real mail servers
+do not do this; the benchmark uses it to show what a client that sets TCP_NODELAY would see,
+since a client that writes twice before reading a reply (lettre 0.11 ends DATA that way)
+otherwise waits for the delayed ACK on every message.
+
+Usage: `python smtp_sink.py [--quickack]`; prints `ready SMTP_PORT CONTROL_PORT` once both
+listen.
 """
 
 import asyncio
 import json
 import re
+import socket
+import sys
 import time
 
 TOKEN = re.compile(rb"hb-(\d+)")
@@ -38,16 +47,21 @@ class Stats:
 class Smtp(asyncio.Protocol):
     """One SMTP session: command lines until DATA, then bytes until the end-of-data line."""
 
-    def __init__(self, stats):
+    def __init__(self, stats, quickack):
         self.stats = stats
+        self.quickack = quickack
         self.buffer = b""
         self.in_data = False
 
     def connection_made(self, transport):
         self.transport = transport
+        self.socket = transport.get_extra_info("socket")
         transport.write(b"220 sink ESMTP\r\n")
 
     def data_received(self, data):
+        if self.quickack:
+            # Linux clears the flag again on its own, so it is set after every read.
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         self.buffer += data
         while self.buffer:
             if self.in_data and not self._take_data():
@@ -103,8 +117,10 @@ async def control(stats, reader, writer):
 
 async def main():
     stats = Stats()
+    quickack = "--quickack" in sys.argv[1:]
     loop = asyncio.get_running_loop()
-    smtp = await loop.create_server(lambda: Smtp(stats), "127.0.0.1", 0, backlog=1024)
+    smtp = await loop.create_server(lambda: Smtp(stats, quickack), "127.0.0.1", 0,
+                                    backlog=1024)
     ctl = await asyncio.start_server(lambda r, w: control(stats, r, w), "127.0.0.1", 0)
     smtp_port = smtp.sockets[0].getsockname()[1]
     ctl_port = ctl.sockets[0].getsockname()[1]
