@@ -292,6 +292,82 @@ def cold_runs(args, sink, work, names):
     return results
 
 
+def case_ses(args, sink, work):
+    """The cold path again with SES instead of SMTP, against moto's server."""
+    import boto3
+
+    port = free_port()
+    moto = subprocess.Popen(pinned(PEER_CPU, [PYTHON, "-m", "moto.server", "-H", "127.0.0.1",
+                                              "-p", str(port)]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = moto_env(f"http://127.0.0.1:{port}", work)
+        wait_for_moto(env["AWS_ENDPOINT_URL"])
+        client = {k.lower(): v for k, v in env.items() if k.startswith("AWS_ACCESS")}
+        boto3.client("sesv2", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                     aws_secret_access_key="testing", **client,
+                     ).create_email_identity(EmailIdentity="herald@example.com")
+        boto3.client("ses", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                     aws_secret_access_key="testing", **client,
+                     ).verify_email_identity(EmailAddress="uploads@example.com")
+        return ses_runs(args, work, env)
+    finally:
+        moto.kill()
+        moto.wait()
+
+
+def moto_env(endpoint, work):
+    """Environment pointing AWS clients at moto, with nothing from the machine's AWS config."""
+    empty = work / "empty-aws-config"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty),
+               AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def wait_for_moto(endpoint, timeout=30.0):
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def ses_runs(args, work, env):
+    event = work / "event.json"
+    event.write_text(json.dumps(s3_event("reports/Q3+report+%28final%29.pdf")))
+    config = work / "ses.toml"
+    config.write_text('[sender]\ntype = "ses"\nfrom = "Herald <herald@example.com>"\n'
+                      f'region = "us-east-1"\n\n[[rule]]\nname = "all"\nto = ["{MAIL_TO}"]\n')
+    reference_ses = {**env, "REFERENCE_SENDER": "ses", "MAIL_TO": MAIL_TO,
+                     "MAIL_FROM": "uploads@example.com"}
+    cases = {
+        "herald": [args.herald, "-c", str(config), "invoke", str(event)],
+        "reference": [PYTHON, str(REFERENCE / "handler.py"), str(event)],
+    }
+    results = {}
+    for name, argv in cases.items():
+        argv, run_env = pinned(HERALD_CPU, argv), env if name == "herald" else reference_ses
+        run_timed(argv, env=run_env)  # warm the page cache
+        runs = [run_timed(argv, env=run_env) for _ in range(args.runs)]
+        peaks = [run_peak(argv, env=run_env) for _ in range(args.runs)]
+        results[name] = {
+            "seconds": statistics.median(seconds for seconds, _ in runs),
+            "peak_mib": statistics.median(peaks), "runs": args.runs,
+            "failed_runs": sum(1 for _, code in runs if code != 0),
+        }
+    return results
+
+
 class RuntimeApi:
     """A fake Lambda Runtime API that notes when the first poll arrives, hands out one
     event, and notes when the function polls again after answering it."""
@@ -588,7 +664,7 @@ def case_burst(args, sink, work):
 
 
 CASES = {
-    "cold": case_cold, "startup": case_startup, "pipeline": case_pipeline,
+    "cold": case_cold, "ses": case_ses, "startup": case_startup, "pipeline": case_pipeline,
     "serve": case_serve, "dev": case_dev, "burst": case_burst,
 }
 
@@ -617,6 +693,13 @@ def rows(results):
         out.append(("cold path: peak memory", mib(h["peak_mib"]), mib(r["peak_mib"]),
                     ratio(h["peak_mib"], r["peak_mib"]), "< 1/3 of reference",
                     met(ok and h["peak_mib"] * 3 < r["peak_mib"])))
+    if ses := results.get("ses"):
+        h, r = ses["herald"], ses["reference"]
+        ok = h["failed_runs"] == 0 and r["failed_runs"] == 0
+        out.append(("cold path, SES via moto: time", ms(h["seconds"]), ms(r["seconds"]),
+                    ratio(h["seconds"], r["seconds"]), "-", "-" if ok else "FAILED RUNS"))
+        out.append(("cold path, SES via moto: peak memory", mib(h["peak_mib"]),
+                    mib(r["peak_mib"]), ratio(h["peak_mib"], r["peak_mib"]), "-", "-"))
     if start := results.get("startup"):
         h, r = start["herald"], start["reference"]
         ok = h["answered"] == h["runs"]
