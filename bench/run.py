@@ -1,11 +1,12 @@
 """Runs every benchmark case for Herald and for the reference handler and prints one table.
 
 Started by `scripts/bench`, which builds the release binaries first. Every peer runs on this
-machine, on loopback: the SMTP sink (bench/smtp_sink.py), moto is not needed, a fake Lambda
-Runtime API lives in this process, and boto3 is the S3 client for `herald dev`.
+machine, on loopback: the SMTP sink (bench/smtp_sink.py), moto's server for SES, a fake
+Lambda Runtime API in this process, and boto3 as the S3 client for `herald dev`.
 
 Cases (see BENCHMARKS.md for the method and what limits each number):
   cold       `herald invoke` vs `python handler.py` on one S3 event, delivered by SMTP
+  ses        the same, delivered through SES (moto); the reference uses boto3
   startup    `bootstrap` vs a Python runtime loop: process start to first Runtime API request
   pipeline   parse + route + render per second (criterion) vs the reference's parse + format
   serve      events per second through `herald serve` vs the reference behind http.server
