@@ -195,7 +195,7 @@ impl Inbox {
     /// Removes a settled entry.
     pub async fn remove(&self, id: u64) -> Result<(), StoreError> {
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(redb::Error::from)?;
+            let txn = lazy_write(db)?;
             txn.open_table(ENTRIES)
                 .map_err(redb::Error::from)?
                 .remove(id)
@@ -209,7 +209,7 @@ impl Inbox {
     /// Keeps an entry for another attempt no earlier than `not_before_ms`.
     pub async fn defer(&self, entry: Queued) -> Result<(), StoreError> {
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(redb::Error::from)?;
+            let txn = lazy_write(db)?;
             let json = serde_json::to_vec(&entry)?;
             txn.open_table(ENTRIES)
                 .map_err(redb::Error::from)?
@@ -248,6 +248,18 @@ impl Inbox {
         let database = Arc::clone(&self.database);
         Ok(tokio::task::spawn_blocking(move || step(&database)).await?)
     }
+}
+
+/// A write transaction that does not wait for the disk. Only pushes must be durable before
+/// Herald answers; a removal or a new retry time lost in a crash (the file falls back to its
+/// last durable commit) means the upload is delivered once more, which the dedupe store
+/// answers as a duplicate, or retried a little early. The next durable commit, any push,
+/// persists these too.
+fn lazy_write(db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+    let mut txn = db.begin_write().map_err(redb::Error::from)?;
+    txn.set_durability(redb::Durability::None)
+        .map_err(redb::Error::from)?;
+    Ok(txn)
 }
 
 fn report(entries: Vec<(usize, Option<ObjectRef>, Outcome)>) -> Report {
