@@ -520,7 +520,8 @@ fn the_flag_takes_only_loopback_addresses_and_the_config_any() -> TestResult {
 
 #[test]
 fn the_dashboard_section_is_strict() -> TestResult {
-    let base = "[sender]\ntype = \"outbox\"\nfrom = \"h@example.com\"\n";
+    let base = "[sender]\ntype = \"outbox\"\nfrom = \"h@example.com\"\n\n\
+                [[rule]]\nname = \"all\"\nto = [\"t@example.com\"]\n\n";
     let on = format!("{base}[dashboard]\nenabled = true\nlisten = \"0.0.0.0:9100\"\n");
     let config = config::validate::parse(&on, Origin::BuiltIn, &|_| None)?;
     assert!(config.dashboard.enabled);
