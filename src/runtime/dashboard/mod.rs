@@ -108,6 +108,16 @@ impl Dashboard {
         format!("http://{}", self.local_addr)
     }
 
+    /// Serves `state` on a task of its own until [`RunningDashboard::stop`].
+    pub fn spawn(self, state: DashboardState) -> RunningDashboard {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run(state, async {
+            // A dropped handle also means stop.
+            let _ = stopped.await;
+        }));
+        RunningDashboard { stop, task }
+    }
+
     /// Serves `state` until `shutdown` resolves, then waits a bounded time for open requests.
     pub async fn run(
         self,
@@ -133,6 +143,24 @@ impl Dashboard {
             warn!(error = %err, "dashboard server failed");
         }
         info!(address = %self.local_addr, "dashboard stopped");
+    }
+}
+
+/// A dashboard serving on its own task.
+#[derive(Debug)]
+pub struct RunningDashboard {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningDashboard {
+    /// Stops it, waiting a bounded time for requests in flight.
+    pub async fn stop(self) {
+        // An error means the task already ended, which is what we want.
+        let _ = self.stop.send(());
+        if let Err(err) = self.task.await {
+            warn!(error = %err, "dashboard task failed");
+        }
     }
 }
 
