@@ -63,9 +63,9 @@ pub(super) async fn events(
         let text = "traces are off ([trace] enabled = false), so there is nothing to list";
         return message(&state, StatusCode::OK, "No traces", text);
     };
-    let traces = match load(&state, dir).await {
+    let traces = match load(dir).await {
         Ok(traces) => traces,
-        Err(response) => return response,
+        Err(problem) => return problem.page(&state),
     };
     let now = Timestamp::now();
     let hour_ago = now
@@ -97,7 +97,7 @@ pub(super) async fn events(
 pub(super) async fn event(State(state): State<DashboardState>, Path(id): Path<String>) -> Response {
     let trace = match find(&state, id).await {
         Ok(trace) => trace,
-        Err(response) => return response,
+        Err(problem) => return problem.page(&state),
     };
     let ctx = context! {
         id => &trace.id,
@@ -117,7 +117,7 @@ pub(super) async fn email(
 ) -> Response {
     let trace = match find(&state, id).await {
         Ok(trace) => trace,
-        Err(response) => return response,
+        Err(problem) => return problem.page(&state),
     };
     let Some((rule, email)) = view::nth_email(&trace, n) else {
         return message(
@@ -153,12 +153,12 @@ pub(super) async fn replay(
 ) -> Response {
     let store = match checked(&state, &headers, &form) {
         Ok(store) => store,
-        Err(response) => return response,
+        Err(problem) => return problem.page(&state),
     };
     let entry = match store.get(&id).await {
         Ok(Some(entry)) => entry,
         Ok(None) => return dead_letter_page(&state, Some((false, gone(&id)))).await,
-        Err(err) => return store_failed(&state, &err),
+        Err(err) => return store_failed(&err).page(&state),
     };
     let notice = match deadletter::replay(&state.pipeline, store, &entry).await {
         Ok(Replayed::Delivered { outcomes }) => {
@@ -168,7 +168,7 @@ pub(super) async fn replay(
         Ok(Replayed::FailedAgain { error }) => {
             (false, format!("replay of {id} failed again, kept: {error}"))
         }
-        Err(err) => return store_failed(&state, &err),
+        Err(err) => return store_failed(&err).page(&state),
     };
     dead_letter_page(&state, Some(notice)).await
 }
@@ -182,12 +182,12 @@ pub(super) async fn drop_entry(
 ) -> Response {
     let store = match checked(&state, &headers, &form) {
         Ok(store) => store,
-        Err(response) => return response,
+        Err(problem) => return problem.page(&state),
     };
     let notice = match store.remove(&id).await {
         Ok(true) => (true, format!("dropped {id}")),
         Ok(false) => (false, gone(&id)),
-        Err(err) => return store_failed(&state, &err),
+        Err(err) => return store_failed(&err).page(&state),
     };
     dead_letter_page(&state, Some(notice)).await
 }
@@ -215,7 +215,7 @@ async fn dead_letter_page(state: &DashboardState, notice: Option<(bool, String)>
     };
     let entries: Vec<Parked> = match store.list().await {
         Ok(entries) => entries.iter().map(Parked::from).collect(),
-        Err(err) => return store_failed(state, &err),
+        Err(err) => return store_failed(&err).page(state),
     };
     let notice = notice.map(|(ok, text)| context! { ok, text });
     let entries = Value::from(Serde(&entries));
@@ -228,19 +228,17 @@ fn checked<'a>(
     state: &'a DashboardState,
     headers: &HeaderMap,
     form: &ActionForm,
-) -> Result<&'a DeadLetters, Response> {
+) -> Result<&'a DeadLetters, Problem> {
     if let Err(refused) = guard::check_post(state, headers, &form.token) {
         info!(reason = %refused, "dashboard form post refused");
-        return Err(message(
-            state,
+        return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "Refused",
-            &refused.to_string(),
+            refused.to_string(),
         ));
     }
     state.dead_letters.as_ref().ok_or_else(|| {
-        message(
-            state,
+        Problem::new(
             StatusCode::NOT_FOUND,
             "No dead-letter store",
             "the config has no [dead_letter] section",
@@ -269,10 +267,9 @@ fn gone(id: &str) -> String {
 }
 
 /// The upload with this id (or unique id prefix), or the page saying why there is none.
-async fn find(state: &DashboardState, id: String) -> Result<EventTrace, Response> {
+async fn find(state: &DashboardState, id: String) -> Result<EventTrace, Problem> {
     let Some(dir) = state.trace_dir.clone() else {
-        return Err(message(
-            state,
+        return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "No traces",
             "traces are off ([trace] enabled = false)",
@@ -281,44 +278,64 @@ async fn find(state: &DashboardState, id: String) -> Result<EventTrace, Response
     let found = tokio::task::spawn_blocking(move || read::find(&dir, &id)).await;
     match found {
         Ok(Ok(Some(trace))) => Ok(trace),
-        Ok(Ok(None)) => Err(message(
-            state,
+        Ok(Ok(None)) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "No such upload",
             "no trace has that id",
         )),
-        Ok(Err(err)) => Err(traces_failed(state, &err)),
-        Err(err) => Err(traces_failed(state, &err)),
+        Ok(Err(err)) => Err(traces_failed(&err)),
+        Err(err) => Err(traces_failed(&err)),
     }
 }
 
 /// Every trace in the folder, read off the async threads, or the page saying why not.
-async fn load(state: &DashboardState, dir: PathBuf) -> Result<Vec<EventTrace>, Response> {
+async fn load(dir: PathBuf) -> Result<Vec<EventTrace>, Problem> {
     match tokio::task::spawn_blocking(move || read::list(&dir, Filter::default())).await {
         Ok(Ok(traces)) => Ok(traces),
-        Ok(Err(err)) => Err(traces_failed(state, &err)),
-        Err(err) => Err(traces_failed(state, &err)),
+        Ok(Err(err)) => Err(traces_failed(&err)),
+        Err(err) => Err(traces_failed(&err)),
     }
 }
 
-fn traces_failed(state: &DashboardState, err: &dyn std::error::Error) -> Response {
+fn traces_failed(err: &dyn std::error::Error) -> Problem {
     error!(error = %err, "dashboard cannot read the trace folder");
-    message(
-        state,
+    Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Cannot read traces",
-        &err.to_string(),
+        err.to_string(),
     )
 }
 
-fn store_failed(state: &DashboardState, err: &crate::store::StoreError) -> Response {
+fn store_failed(err: &crate::store::StoreError) -> Problem {
     error!(error = %err, "dashboard cannot use the dead-letter store");
-    message(
-        state,
+    Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Dead-letter store failed",
-        &err.to_string(),
+        err.to_string(),
     )
+}
+
+/// A page that cannot be shown as asked, and why.
+struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    text: String,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, text: impl Into<String>) -> Self {
+        let text = text.into();
+        Problem {
+            status,
+            title,
+            text,
+        }
+    }
+
+    /// The page saying so.
+    fn page(self, state: &DashboardState) -> Response {
+        message(state, self.status, self.title, &self.text)
+    }
 }
 
 /// A page with a title and one line of text.
