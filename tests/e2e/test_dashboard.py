@@ -209,3 +209,50 @@ def screenshot(page, capsys):
     assert path.stat().st_size > 0
     with capsys.disabled():
         print(f"\ndashboard screenshot: {path}")
+
+
+def test_serve_runs_the_dashboard_only_when_asked_and_only_on_loopback_from_the_flag(tmp_path):
+    import subprocess
+    import urllib.request
+
+    from conftest import HERALD_BIN
+
+    rules = '[[rule]]\nname = "all"\nto = ["team@example.com"]\n'
+    config = tmp_path / "herald.toml"
+    config.write_text(smtp_config(free_port(), rules), encoding="utf-8")
+    listen = ["--listen", "127.0.0.1:0"]
+
+    def healthy(receiver):
+        # Once the receiver answers, its SIGTERM handler is in place.
+        with urllib.request.urlopen(receiver + "/healthz", timeout=10) as answer:
+            assert answer.status == 200
+
+    # Off by default.
+    herald = HeraldProcess(["-c", str(config), "serve", *listen], cwd=tmp_path)
+    try:
+        healthy(herald.wait_for_line("ready: "))
+        assert not any("serve: dashboard" in line for line in herald.output), herald.output
+    finally:
+        assert herald.stop() == 0, "".join(herald.output)
+
+    # On with the section; stopped by SIGTERM with the command.
+    on = rules + '\n[dashboard]\nenabled = true\nlisten = "127.0.0.1:0"\n'
+    config.write_text(smtp_config(free_port(), on), encoding="utf-8")
+    herald = HeraldProcess(["-c", str(config), "serve", *listen], cwd=tmp_path)
+    try:
+        url = herald.wait_for_line("herald serve: dashboard ")
+        healthy(herald.wait_for_line("ready: "))
+        with urllib.request.urlopen(url + "/dead-letters", timeout=10) as page:
+            assert page.status == 200
+            assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+            assert "no [dead_letter] section" in page.read().decode()
+    finally:
+        assert herald.stop() == 0, "".join(herald.output)
+
+    # The flag refuses an address other machines can reach.
+    refused = subprocess.run(
+        [HERALD_BIN, "-c", str(config), "serve", *listen, "--dashboard", "0.0.0.0:0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )
+    assert refused.returncode != 0
+    assert "not a loopback address" in refused.stderr, refused.stderr
