@@ -11,15 +11,17 @@ kept as target/e2e-artifacts/dashboard.png.
 import email
 import email.policy
 import shutil
+import subprocess
 import threading
+import urllib.request
 from pathlib import Path
 
 import boto3
+from aiosmtpd.controller import Controller
 from botocore.config import Config
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import HeraldProcess, Received, smtp_config, free_port
-from aiosmtpd.controller import Controller
+from conftest import HERALD_BIN, HeraldProcess, Received, free_port, smtp_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -212,11 +214,6 @@ def screenshot(page, capsys):
 
 
 def test_serve_runs_the_dashboard_only_when_asked_and_only_on_loopback_from_the_flag(tmp_path):
-    import subprocess
-    import urllib.request
-
-    from conftest import HERALD_BIN
-
     rules = '[[rule]]\nname = "all"\nto = ["team@example.com"]\n'
     config = tmp_path / "herald.toml"
     config.write_text(smtp_config(free_port(), rules), encoding="utf-8")

@@ -149,3 +149,58 @@ fn draw(title: &'static str, counts: Counts) -> Chart {
         legend: counts.series.into_iter().map(|(s, _)| s).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::{SignedDuration, Timestamp};
+
+    use super::{BARS, Counts, Series, draw, slot};
+
+    #[test]
+    fn each_minute_of_the_hour_has_its_bar_and_older_times_none() {
+        let now = Timestamp::now();
+        let ago = |secs| {
+            now.checked_sub(SignedDuration::from_secs(secs))
+                .unwrap_or(now)
+        };
+        assert_eq!(slot(now, now), Some(BARS - 1));
+        assert_eq!(slot(ago(59), now), Some(BARS - 1));
+        assert_eq!(slot(ago(61), now), Some(BARS - 2));
+        assert_eq!(slot(ago(59 * 60 + 59), now), Some(0));
+        assert_eq!(slot(ago(3600), now), None);
+        // A clock a little ahead of ours still counts as now.
+        let ahead = now.checked_add(SignedDuration::from_secs(5)).unwrap_or(now);
+        assert_eq!(slot(ahead, now), Some(BARS - 1));
+    }
+
+    #[test]
+    fn stacked_bars_scale_to_the_tallest_minute() {
+        let (mut sent, mut failed) = ([0u32; BARS], [0u32; BARS]);
+        sent[BARS - 1] = 3;
+        failed[BARS - 1] = 1;
+        sent[0] = 1;
+        let series = vec![
+            (
+                Series {
+                    name: "sent",
+                    class: "sent",
+                },
+                sent,
+            ),
+            (
+                Series {
+                    name: "failed",
+                    class: "failed",
+                },
+                failed,
+            ),
+        ];
+        let chart = draw("deliveries", Counts { series });
+        assert_eq!(chart.max, 4);
+        let heights: Vec<(u32, &str)> = chart.bars.iter().map(|b| (b.height, b.class)).collect();
+        assert_eq!(heights, [(30, "sent"), (90, "sent"), (30, "failed")]);
+        // The failed part sits on top of the sent part of the same minute.
+        assert_eq!(chart.bars[2].y + chart.bars[2].height, chart.bars[1].y);
+        assert_eq!(chart.bars[2].label, "1 failed, 0 min ago");
+    }
+}

@@ -7,7 +7,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse as _, Response};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 use serde::Deserialize;
@@ -49,15 +49,10 @@ pub(super) async fn events(
     let wanted = query.status.as_deref().filter(|s| !s.is_empty());
     let status = match wanted.map(|name| Status::ALL.into_iter().find(|s| s.name() == name)) {
         Some(None) => {
-            return message(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Unknown status",
-                "no such status",
-            );
+            let problem = Problem::new(StatusCode::BAD_REQUEST, "Unknown status", "no such status");
+            return problem.page(&state);
         }
-        Some(found) => found,
-        None => None,
+        found => found.flatten(),
     };
     let Some(dir) = state.trace_dir.clone() else {
         let text = "traces are off ([trace] enabled = false), so there is nothing to list";
@@ -67,16 +62,9 @@ pub(super) async fn events(
         Ok(traces) => traces,
         Err(problem) => return problem.page(&state),
     };
-    let now = Timestamp::now();
-    let hour_ago = now
-        .checked_sub(SignedDuration::from_hours(1))
-        .unwrap_or(now);
-    let recent: Vec<EventTrace> = traces
-        .iter()
-        .filter(|t| t.last_at >= hour_ago)
-        .cloned()
-        .collect();
-    let charts = chart::charts(&recent, now);
+
+    // Lines older than the hour fall outside every bar.
+    let charts = chart::charts(&traces, Timestamp::now());
     let kept = traces
         .iter()
         .filter(|t| status.is_none_or(|s| t.status == s));

@@ -42,7 +42,7 @@ pub(super) fn time(at: Timestamp) -> String {
 pub(super) fn fields(event: &ObjectCreated) -> Vec<(&'static str, String)> {
     let optional = |value: &Option<String>| value.as_deref().map(visible);
     let mut fields = vec![
-        ("provider", format!("{:?}", event.provider)),
+        ("provider", event.provider.to_string()),
         ("event", visible(&event.event_name)),
         ("bucket", visible(&event.bucket)),
         ("key", visible(&event.key)),
