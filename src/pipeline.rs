@@ -117,6 +117,17 @@ impl Pipeline {
         self
     }
 
+    /// This pipeline without its dead-letter store and digest windows, for replaying a
+    /// parked notification ([`crate::deadletter::replay`]): the replay records its own
+    /// failure on the entry, and sends a digest rule's email on its own.
+    pub fn for_replay(&self) -> Pipeline {
+        Pipeline {
+            dead_letters: None,
+            digests: None,
+            ..self.clone()
+        }
+    }
+
     /// The dead-letter store, when one is attached.
     pub fn dead_letters(&self) -> Option<&DeadLetters> {
         self.dead_letters.as_ref()

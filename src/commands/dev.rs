@@ -11,6 +11,7 @@ use herald::config::Config;
 use herald::deadletter::DeadLetters;
 use herald::pipeline::{Delivery, Pipeline};
 use herald::render::format::visible;
+use herald::runtime::dashboard::Dashboard;
 use herald::runtime::dev::{
     DEV_ACCESS_KEY, DEV_REGION, DEV_SECRET_KEY, DevEndpoint, DevOptions, Uploads,
 };
@@ -35,6 +36,13 @@ pub struct Args {
     /// Bucket to create at start; repeat for more.
     #[arg(long = "bucket", default_value = "uploads")]
     buckets: Vec<String>,
+    /// Address for the dashboard (default [dashboard] listen, else 127.0.0.1:9001); port 0
+    /// picks a free one. Loopback only: other addresses go in the config.
+    #[arg(long, value_name = "ADDR")]
+    dashboard: Option<SocketAddr>,
+    /// Run without the dashboard.
+    #[arg(long, conflicts_with = "dashboard")]
+    no_dashboard: bool,
 }
 
 /// Runs until Ctrl-C or SIGTERM, printing one line per upload.
@@ -59,7 +67,12 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         let endpoint = DevEndpoint::start(options, events)
             .await
             .with_context(|| format!("cannot start the S3 endpoint on {}", args.listen))?;
-        print_banner(&endpoint, &args, &config);
+        let dashboard = match args.no_dashboard {
+            true => None,
+            false => super::bind_dashboard(args.dashboard, &config, true).await?,
+        };
+        let dashboard_url = dashboard.as_ref().map(Dashboard::url);
+        print_banner(&endpoint, &args, &config, dashboard_url.as_deref());
 
         // Remembers sent emails (in memory without [dedupe]), so a client retrying an
         // upload's request does not produce a second email.
@@ -74,6 +87,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             pipeline = pipeline.with_dead_letters(store);
         }
         let (pipeline, digests) = herald::digest::start(pipeline)?;
+        let dashboard = super::start_dashboard(dashboard, &pipeline)?;
         let (stop_drain, drain_stopped) = oneshot::channel::<()>();
         let worker = match (queue, channel) {
             (Some(inbox), _) => {
@@ -96,6 +110,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         }
 
         println!("stopping: finishing uploads in flight");
+        if let Some(dashboard) = dashboard {
+            dashboard.stop().await;
+        }
         endpoint.shutdown().await;
         let _ = stop_drain.send(());
         while let Some(handled) = handled_rx.recv().await {
@@ -110,7 +127,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_banner(endpoint: &DevEndpoint, args: &Args, config: &Config) {
+fn print_banner(endpoint: &DevEndpoint, args: &Args, config: &Config, dashboard: Option<&str>) {
     let delivery = deliver::describe(&config.sender);
     let url = endpoint.endpoint_url();
     let bucket = args.buckets.first().map_or("uploads", String::as_str);
@@ -122,6 +139,9 @@ fn print_banner(endpoint: &DevEndpoint, args: &Args, config: &Config) {
     println!("  buckets:    {}", args.buckets.join(", "));
     println!("  data:       {}", args.data_dir.display());
     println!("  delivery:   {delivery}");
+    if let Some(url) = dashboard {
+        println!("  dashboard:  {url}");
+    }
     if let Some(queue) = &config.queue {
         println!(
             "  queue:      {} (uploads are stored before S3 answers)",

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use herald::config::Config;
-use herald::deadletter::{DeadLetter, DeadLetters, Failure};
+use herald::deadletter::{self, DeadLetter, DeadLetters, Replayed};
 use herald::pipeline::{Delivery, Pipeline};
-use herald::record::Outcome;
 use herald::render::format::visible;
 use herald::{dedupe, deliver};
 
@@ -157,43 +156,17 @@ async fn replay_one(
     store: &DeadLetters,
     entry: &DeadLetter,
 ) -> anyhow::Result<bool> {
-    let outcomes = pipeline.replay(&entry.rule, &entry.event).await;
-    let errors: Vec<(String, bool)> = match &outcomes {
-        None => vec![(
-            format!("rule {:?} is no longer in the config", entry.rule),
-            false,
-        )],
-        Some(outcomes) => outcomes.iter().filter_map(failure).collect(),
-    };
-    if errors.is_empty() {
-        store.remove(&entry.id).await?;
-        for outcome in outcomes.iter().flatten() {
-            println!("{}: {}", entry.id, super::describe(outcome));
+    match deadletter::replay(pipeline, store, entry).await? {
+        Replayed::Delivered { outcomes } => {
+            for outcome in &outcomes {
+                println!("{}: {}", entry.id, super::describe(outcome));
+            }
+            Ok(true)
         }
-        return Ok(true);
-    }
-
-    let error = errors.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>();
-    let error = error.join("; ");
-    let failure = Failure {
-        rule: &entry.rule,
-        event: &entry.event,
-        error: &error,
-        transient: errors.iter().all(|(_, transient)| *transient),
-    };
-    store.park(failure).await?;
-    println!("{}: failed again, kept: {error}", entry.id);
-    Ok(false)
-}
-
-/// The error of an outcome that is not delivered, and whether it is transient.
-fn failure(outcome: &Outcome) -> Option<(String, bool)> {
-    match outcome {
-        Outcome::Sent { .. } | Outcome::Duplicate { .. } | Outcome::Gathered { .. } => None,
-        Outcome::Failed {
-            error, transient, ..
-        } => Some((error.clone(), *transient)),
-        other => Some((super::describe(other), false)),
+        Replayed::FailedAgain { error } => {
+            println!("{}: failed again, kept: {error}", entry.id);
+            Ok(false)
+        }
     }
 }
 

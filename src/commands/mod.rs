@@ -1,13 +1,16 @@
 //! One module per subcommand. Each loads what it needs, runs the library and reports to the
 //! person at the terminal; the work itself lives in the library.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald::config::{self, Config, Origin};
 use herald::links::{LinkSigner, S3LinkSigner};
+use herald::pipeline::Pipeline;
 use herald::record::Outcome;
+use herald::runtime::dashboard::{self, Dashboard, DashboardState, RunningDashboard};
 use herald::runtime::demo::s3_client;
 use herald::runtime::dev::DevEndpoint;
 use herald::trace::TraceLog;
@@ -150,4 +153,39 @@ pub async fn shutdown_signal() {
 /// `herald dev` and `herald demo` emails open the local copy of the object.
 pub fn local_links(endpoint: &DevEndpoint) -> Arc<dyn LinkSigner> {
     Arc::new(S3LinkSigner::new(s3_client(&endpoint.endpoint_url())))
+}
+
+/// Binds the dashboard's listener: `--dashboard`, else `[dashboard] listen`, else the default.
+/// When it is `optional` (`herald dev` did not ask for it) and neither says an address and
+/// the default port is taken (another `herald dev`), the command runs without a dashboard,
+/// with a warning: there it helps, it never holds the command back.
+pub async fn bind_dashboard(
+    flag: Option<SocketAddr>,
+    config: &Config,
+    optional: bool,
+) -> anyhow::Result<Option<Dashboard>> {
+    let addr = dashboard::listen_address(flag, &config.dashboard)?;
+    match Dashboard::bind(addr).await {
+        Ok(dashboard) => Ok(Some(dashboard)),
+        Err(err) if optional && flag.is_none() && config.dashboard.listen.is_none() => {
+            eprintln!(
+                "warning: no dashboard: cannot listen on {addr} ({err}); \
+                 --dashboard 127.0.0.1:0 picks a free port"
+            );
+            Ok(None)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot start the dashboard on {addr}")),
+    }
+}
+
+/// Starts serving a bound dashboard over `pipeline` (its traces, dead letters and replays).
+pub fn start_dashboard(
+    dashboard: Option<Dashboard>,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<RunningDashboard>> {
+    let Some(dashboard) = dashboard else {
+        return Ok(None);
+    };
+    let state = DashboardState::new(pipeline.clone())?;
+    Ok(Some(dashboard.spawn(state)))
 }

@@ -19,6 +19,10 @@ pub struct Args {
     /// (Cloud Run), else [serve] listen, else 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Run the dashboard at this address (loopback only; port 0 picks a free one), as if
+    /// [dashboard] enabled = true. Default: as the config says, off without it.
+    #[arg(long, value_name = "ADDR")]
+    dashboard: Option<SocketAddr>,
 }
 
 /// Serves until SIGTERM or Ctrl-C, then exits 0 once the requests in flight are answered.
@@ -39,6 +43,14 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             .await?
             .with_trace(trace.clone());
         let (pipeline, digests) = herald::digest::start(pipeline)?;
+        let dashboard = match args.dashboard.is_some() || config.dashboard.enabled {
+            true => super::bind_dashboard(args.dashboard, &config, false).await?,
+            false => None,
+        };
+        if let Some(dashboard) = &dashboard {
+            println!("herald serve: dashboard {}", dashboard.url());
+        }
+        let dashboard = super::start_dashboard(dashboard, &pipeline)?;
         println!(
             "herald serve: delivery {}",
             deliver::describe(&config.sender)
@@ -102,6 +114,9 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
             })
             .await
             .context("the HTTP server failed")?;
+        if let Some(dashboard) = dashboard {
+            dashboard.stop().await;
+        }
         if let Some(task) = drain_task {
             println!("stopping: finishing queued deliveries in flight");
             let _ = stop_drain.send(());

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Top-level sections of the file, in the order they are checked.
-pub const SECTIONS: [&str; 11] = [
+pub const SECTIONS: [&str; 12] = [
     "sender",
     "time_zone",
     "skip",
@@ -20,6 +20,7 @@ pub const SECTIONS: [&str; 11] = [
     "digest",
     "trace",
     "serve",
+    "dashboard",
     "rule",
 ];
 
@@ -490,6 +491,23 @@ impl Default for ServeFile {
 
 fn default_body_limit_bytes() -> u64 {
     1024 * 1024
+}
+
+/// `[dashboard]`: the local web dashboard (recent uploads, their traces, the rendered emails,
+/// the dead letters). `herald dev` runs it unless `--no-dashboard`; `herald serve` only with
+/// `enabled = true` or `--dashboard`. Other commands ignore it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardFile {
+    /// Run the dashboard in `herald serve`. Default false. (`herald dev` always runs it unless
+    /// started with `--no-dashboard`.)
+    #[serde(default)]
+    pub enabled: bool,
+    /// Address for the dashboard's own listener, e.g. `"127.0.0.1:9001"`; port 0 picks a free
+    /// one. `--dashboard ADDR` takes precedence but only accepts loopback addresses: an address
+    /// other machines can reach has to be written here. The dashboard has no login, so only
+    /// expose it behind something that has. Default `"127.0.0.1:9001"`.
+    pub listen: Option<String>,
 }
 
 /// A value that may be written as one string or a list of strings.

@@ -23,6 +23,7 @@ use crate::queue::QueueSettings;
 use crate::render::Templates;
 use crate::render::digest::DigestTemplates;
 use crate::route::Matcher;
+use crate::runtime::dashboard::DashboardSettings;
 use crate::runtime::serve::ServeSettings;
 use crate::trace::TraceSettings;
 
@@ -71,6 +72,8 @@ pub struct Config {
     pub digest: DigestSettings,
     /// The HTTP receiver's settings (`herald serve`); defaults without `[serve]`.
     pub serve: ServeSettings,
+    /// The local dashboard's settings (`[dashboard]`); defaults without it.
+    pub dashboard: DashboardSettings,
     /// Rules in file order.
     pub rules: Vec<Rule>,
 }

@@ -16,9 +16,9 @@ use lettre::message::Mailbox;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    DELIVERY_FIELDS, DeadLetterFile, DedupeFile, DeliveryFile, DigestFile, MailgunFile, OneOrMany,
-    OutboxFile, QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile, ServeFile, SesFile,
-    SkipFile, SmtpFile, TraceFile, UnmatchedFile,
+    DELIVERY_FIELDS, DashboardFile, DeadLetterFile, DedupeFile, DeliveryFile, DigestFile,
+    MailgunFile, OneOrMany, OutboxFile, QueueFile, RuleFile, SECTIONS, SendGridFile, SenderFile,
+    ServeFile, SesFile, SkipFile, SmtpFile, TraceFile, UnmatchedFile,
 };
 use super::{Config, DigestSettings, Origin, Rule, RuleDigest, SenderKind, SenderSettings};
 use crate::deadletter::DeadLetterSettings;
@@ -36,6 +36,7 @@ use crate::queue::QueueSettings;
 use crate::render::digest::{DigestSources, DigestTemplates};
 use crate::render::{TemplateSources, Templates};
 use crate::route::Matcher;
+use crate::runtime::dashboard::DashboardSettings;
 use crate::runtime::serve::{MAX_BODY_LIMIT, MIN_BODY_LIMIT, ServeSettings};
 use crate::secret::Secret;
 use crate::trace::TraceSettings;
@@ -158,6 +159,7 @@ impl Checker<'_> {
         let digest = self.digest_section(table.remove("digest"));
         let trace = self.trace(table.remove("trace"));
         let serve = self.serve(table.remove("serve"));
+        let dashboard = self.dashboard(table.remove("dashboard"));
         let rules = self.rules(table.remove("rule"), &default_zone);
         if let Some(sender) = &sender {
             self.rules_fit_sender(sender, &rules);
@@ -175,6 +177,7 @@ impl Checker<'_> {
             digest: digest?,
             trace: trace?,
             serve: serve?,
+            dashboard: dashboard?,
             rules,
         })
     }
@@ -585,6 +588,25 @@ impl Checker<'_> {
             body_limit: body_limit?,
             minio_token: token.map_or(Some(None), |t| t.map(Some))?,
             sns_topics: file.sns_topics,
+        })
+    }
+
+    /// `[dashboard]`, or its defaults (off in `serve`, loopback) without it.
+    fn dashboard(&mut self, value: Option<toml::Value>) -> Option<DashboardSettings> {
+        let file = self.optional::<DashboardFile>("[dashboard]", value)?;
+        let listen = match file.listen.as_deref().map(str::parse::<SocketAddr>) {
+            None => None,
+            Some(Ok(addr)) => Some(addr),
+            Some(Err(_)) => {
+                let text = file.listen.unwrap_or_default();
+                let message = format!("{text:?} is not an address such as \"127.0.0.1:9001\"");
+                self.report("[dashboard] listen", message);
+                return None;
+            }
+        };
+        Some(DashboardSettings {
+            enabled: file.enabled,
+            listen,
         })
     }
 

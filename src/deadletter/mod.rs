@@ -23,6 +23,10 @@ use tracing::warn;
 use crate::event::ObjectCreated;
 use crate::store::{self, StoreError};
 
+mod replay;
+
+pub use replay::{Replayed, replay};
+
 /// Entry id to the entry as JSON.
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_letters");
 

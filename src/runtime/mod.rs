@@ -1,6 +1,8 @@
 //! Thin runtimes over the pipeline: the embedded S3 endpoint, the demo, the event loop
-//! that connects them, the SQS worker and the HTTP receiver for pushed events.
+//! that connects them, the SQS worker, the HTTP receiver for pushed events and the local
+//! dashboard beside them.
 
+pub mod dashboard;
 pub mod demo;
 pub mod dev;
 pub mod lambda;
