@@ -19,15 +19,15 @@ pub struct Args {
     /// Uploads a month that match a rule.
     #[arg(long, required_unless_present = "print_prices")]
     uploads: Option<u64>,
-    /// Recipients of each upload's email (to, cc and bcc together).
-    #[arg(long, default_value_t = 1)]
+    /// Recipients of each upload's email (to, cc and bcc together), at least 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     recipients: u64,
     /// Average object size, e.g. 2MiB; shown, but no line depends on it (Herald sends a link).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1MiB")]
     avg_size: u64,
     /// Memory in MB: Lambda's and Cloud Run's configured memory, Functions' observed memory.
     /// Default: 128 (Lambda, Functions), 512 (Cloud Run).
-    #[arg(long, value_name = "MB")]
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(128..=32768))]
     memory_mb: Option<u64>,
     /// Average run time per upload, email sent included (Lambda's REPORT lines show yours).
     #[arg(long, value_name = "MS", default_value_t = 100)]
@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_arch, default_value = "arm64")]
     arch: Arch,
     /// Average messages per Lambda batch from SQS, 1 to 10 (low traffic gives nearer 1).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10))]
     batch: u64,
     /// Bytes logged to CloudWatch per Lambda invocation (START, END and REPORT lines).
     #[arg(long, value_name = "BYTES", default_value_t = 350)]

@@ -131,4 +131,8 @@ fn print_summary(samples: &[Sample], handled: &[Handled], delivery: &str) {
         }
     }
     println!("{sent} email(s) delivered to {delivery}");
+    println!(
+        "(the demo leaves download links out: its S3 endpoint stops when it exits; \
+         herald dev puts them in)"
+    );
 }

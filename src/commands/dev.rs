@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use herald::config::Config;
 use herald::deadletter::DeadLetters;
 use herald::pipeline::{Delivery, Pipeline};
+use herald::record::Outcome;
 use herald::render::format::visible;
 use herald::runtime::dashboard::Dashboard;
 use herald::runtime::dev::{
@@ -51,6 +52,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     super::block_on(async move {
         let sender = deliver::build(&config.sender).await?;
         let queue = runtime::queue(&config)?;
+        let queued = queue.is_some();
         let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
         let (events, channel) = match &queue {
             Some(inbox) => (Uploads::Queue(inbox.clone()), None),
@@ -104,7 +106,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                Some(handled) = handled_rx.recv() => print_handled(&handled),
+                Some(handled) = handled_rx.recv() => print_handled(&handled, queued),
                 _ = &mut shutdown => break,
             }
         }
@@ -116,7 +118,7 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         endpoint.shutdown().await;
         let _ = stop_drain.send(());
         while let Some(handled) = handled_rx.recv().await {
-            print_handled(&handled);
+            print_handled(&handled, queued);
         }
         worker.await.context("the event loop panicked")?;
         digests.stop().await;
@@ -157,15 +159,24 @@ fn print_banner(endpoint: &DevEndpoint, args: &Args, config: &Config, dashboard:
     println!("ready: {url}");
 }
 
-fn print_handled(handled: &Handled) {
+/// One line per rule the upload reached. With a queue, a failure a retry may fix is not the
+/// end of it: the queue tries again, so the line says so.
+fn print_handled(handled: &Handled, queued: bool) {
     let event = &handled.event;
     for entry in &handled.entries {
+        let outcome = match &entry.outcome {
+            Outcome::Failed {
+                error,
+                transient: true,
+                ..
+            } if queued => format!("not delivered yet, queued for another attempt: {error}"),
+            outcome => super::describe(outcome),
+        };
         println!(
-            "upload: {}/{} ({} bytes): {}",
+            "upload: {}/{} ({} bytes): {outcome}",
             event.bucket,
             visible(&event.key),
             event.size,
-            super::describe(&entry.outcome)
         );
     }
 }

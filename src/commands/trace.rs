@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use herald::render::format::visible;
-use herald::trace::read::{self, Filter};
+use herald::trace::read::{self, Filter, Found};
 use herald::trace::{Closest, DeliveryStep, EventTrace, Status, Step, TraceLine};
 use jiff::{SignedDuration, Timestamp};
 
@@ -20,8 +20,8 @@ pub struct EventsArgs {
     #[arg(long, value_parser = parse_status)]
     status: Option<Status>,
     /// Most uploads listed, newest first.
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    limit: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -47,7 +47,7 @@ pub fn events(flag: Option<PathBuf>, args: EventsArgs) -> anyhow::Result<ExitCod
     };
     let mut traces = read::list(&dir, filter)
         .with_context(|| format!("cannot read traces in {}", dir.display()))?;
-    traces.truncate(args.limit);
+    traces.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&traces)?);
     } else {
@@ -61,12 +61,19 @@ pub fn trace(flag: Option<PathBuf>, args: TraceArgs) -> anyhow::Result<ExitCode>
     let dir = trace_dir(flag)?;
     let found = read::find(&dir, &args.id)
         .with_context(|| format!("cannot read traces in {}", dir.display()))?;
-    let Some(trace) = found else {
-        bail!(
+    let trace = match found {
+        Found::One(trace) => trace,
+        Found::None => bail!(
             "no upload with trace id {:?} in {} (herald events lists them)",
             visible(&args.id),
             dir.display()
-        );
+        ),
+        Found::Ambiguous(ids) => bail!(
+            "trace id {:?} is ambiguous: {} uploads start with it ({}); give more of it",
+            visible(&args.id),
+            ids.len(),
+            ids.join(", ")
+        ),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&trace)?);

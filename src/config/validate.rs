@@ -148,13 +148,14 @@ impl Checker<'_> {
         let unmatched = self.optional::<UnmatchedFile>("unmatched", table.remove("unmatched"));
         let dedupe = self.dedupe(table.remove("dedupe"));
         let mut dead_letter = self.dead_letter(table.remove("dead_letter"));
+        let has_queue = table.contains_key("queue");
         let queue = self.queue(table.remove("queue"));
-        if let (Some(Some(queue)), Some(dedupe)) = (&queue, &dedupe) {
+        if let (true, Some(dedupe)) = (has_queue, &dedupe) {
             self.queue_fits_dedupe(dedupe.as_ref());
+        }
+        if let (Some(Some(queue)), Some(none @ None)) = (&queue, &mut dead_letter) {
             // A queue parks what it gives up on: in its own file unless [dead_letter] says.
-            if let Some(none @ None) = &mut dead_letter {
-                *none = Some(DeadLetterSettings::in_file(queue.path.clone()));
-            }
+            *none = Some(DeadLetterSettings::in_file(queue.path.clone()));
         }
         let digest = self.digest_section(table.remove("digest"));
         let trace = self.trace(table.remove("trace"));
@@ -1408,16 +1409,22 @@ mod tests {
         let sender = "[sender]\ntype = \"ses\"\nfrom = \"a@example.com\"\n";
         let bad = "[queue]\npath = \"state/\"\nconcurrency = 0\nmax_age_hours = 0\nsize = 1\n";
         let found = problems(&format!("{sender}{bad}{SES_RULE}"));
-        assert_eq!(found.len(), 4, "{found:#?}");
+        assert_eq!(found.len(), 5, "{found:#?}");
         assert!(found[0].starts_with("[queue]: unknown field `size`"));
         assert_eq!(found[1], "[queue] path: \"state/\" is not a file path");
         assert_eq!(found[2], "[queue] concurrency: must be at least 1");
         assert_eq!(found[3], "[queue] max_age_hours: must be at least 1");
+        assert!(found[4].starts_with("[queue]: needs a [dedupe] store"), "no [dedupe] at all");
 
         let memory = format!("{sender}[dedupe]\ntype = \"memory\"\n[queue]\n{SES_RULE}");
         let found = problems(&memory);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].starts_with("[queue]: needs a [dedupe] store that survives restarts"));
+
+        let both =
+            format!("{sender}[dedupe]\ntype = \"memory\"\n[queue]\nconcurrency = 5000\n{SES_RULE}");
+        let found = problems(&both);
+        assert_eq!(found.len(), 2, "every [queue] problem at once: {found:#?}");
     }
 
     #[test]

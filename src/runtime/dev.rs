@@ -208,7 +208,8 @@ fn s3_service(data_dir: &Path, events: Uploads) -> Result<S3Service, DevError> {
         path: data_dir.to_owned(),
         source: err.into(),
     })?;
-    let mut builder = S3ServiceBuilder::new(NotifyingFs::new(fs, events));
+    let notifying = NotifyingFs::new(fs, data_dir.to_owned(), events);
+    let mut builder = S3ServiceBuilder::new(notifying);
     builder.set_auth(SimpleAuth::from_single(DEV_ACCESS_KEY, DEV_SECRET_KEY));
     Ok(builder.build())
 }

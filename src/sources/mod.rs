@@ -145,6 +145,11 @@ const FORMATS: &[Format] = &[
 /// An error here concerns the payload as a whole (not JSON, or no format matches); a problem
 /// with one record is reported in that record's slot of [`Payload::Records`].
 pub fn parse(payload: &[u8]) -> Result<Payload, SourceError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(SourceError::UnknownFormat {
+            reason: "the payload is empty".to_owned(),
+        });
+    }
     let value: Value =
         serde_json::from_slice(payload).map_err(|err| SourceError::UnknownFormat {
             reason: format!("not valid JSON ({err})"),
@@ -187,6 +192,12 @@ fn unrecognized(value: &Value) -> String {
     // Keys are the sender's data: show a bounded preview of them, never the whole payload.
     const SHOWN: usize = 8;
     const KEY_CHARS: usize = 40;
+    if let Value::Array(_) = value {
+        return "top-level JSON is an array, but not of Event Grid events (objects with \
+                \"eventType\" and \"data\"), and other formats are objects with a \"Records\" \
+                array"
+            .to_owned();
+    }
     let Value::Object(object) = value else {
         return format!(
             "top-level JSON is {}, expected an object with a \"Records\" array",
@@ -278,7 +289,9 @@ mod tests {
             (b"{}", "JSON object is empty, expected a \"Records\" array"),
             (
                 b"[{\"type\":\"Microsoft.Storage.BlobCreated\"}]",
-                "top-level JSON is an array, expected an object with a \"Records\" array",
+                "top-level JSON is an array, but not of Event Grid events (objects with \
+                 \"eventType\" and \"data\"), and other formats are objects with a \"Records\" \
+                 array",
             ),
             (
                 b"\"s3:TestEvent\"",

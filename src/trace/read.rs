@@ -85,16 +85,39 @@ pub fn list(dir: &Path, filter: Filter) -> io::Result<Vec<EventTrace>> {
     Ok(traces)
 }
 
+/// What [`find`] found for an id or a prefix of one.
+#[derive(Debug)]
+pub enum Found {
+    /// Exactly one upload.
+    One(Box<EventTrace>),
+    /// No upload has an id starting with it.
+    None,
+    /// Several do: their ids, sorted.
+    Ambiguous(Vec<String>),
+}
+
 /// The upload with this trace id, or the one whose id starts with it when exactly one does.
-pub fn find(dir: &Path, id: &str) -> io::Result<Option<EventTrace>> {
+/// Ids are lowercase hex; the given id is matched ignoring case.
+pub fn find(dir: &Path, id: &str) -> io::Result<Found> {
+    let id = id.to_ascii_lowercase();
     let mut traces = load(dir)?;
-    if let Some(trace) = traces.remove(id) {
-        return Ok(Some(trace));
+    if let Some(trace) = traces.remove(&id) {
+        return Ok(Found::One(Box::new(trace)));
     }
-    let mut prefixed = traces.into_values().filter(|t| t.id.starts_with(id));
-    match (prefixed.next(), prefixed.next()) {
-        (Some(only), None) if !id.is_empty() => Ok(Some(only)),
-        _ => Ok(None),
+    let mut prefixed: Vec<EventTrace> = traces
+        .into_values()
+        .filter(|t| !id.is_empty() && t.id.starts_with(&id))
+        .collect();
+    match prefixed.len() {
+        0 => Ok(Found::None),
+        1 => Ok(prefixed
+            .pop()
+            .map_or(Found::None, |t| Found::One(Box::new(t)))),
+        _ => {
+            let mut ids: Vec<String> = prefixed.into_iter().map(|t| t.id).collect();
+            ids.sort();
+            Ok(Found::Ambiguous(ids))
+        }
     }
 }
 

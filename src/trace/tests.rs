@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::read::{Filter, find, list};
+use super::read::{self, Filter, find, list};
 use super::*;
 use crate::config::{self, Origin};
 use crate::dedupe::MemoryStore;
@@ -65,7 +65,9 @@ async fn an_unmatched_upload_names_the_closest_rule_and_what_it_wanted() -> Test
     log.flush();
 
     let event = event_of(PUT)?;
-    let trace = find(&settings(&dir).dir, &event_id(&event))?.ok_or("no trace")?;
+    let read::Found::One(trace) = find(&settings(&dir).dir, &event_id(&event))? else {
+        return Err("no trace".into());
+    };
     assert_eq!(trace.status, Status::Unmatched);
     let [line] = trace.lines.as_slice() else {
         return Err(format!("{trace:?}").into());
@@ -124,10 +126,11 @@ async fn a_sent_upload_keeps_its_email_and_a_redelivery_stays_sent() -> TestResu
         ..Filter::default()
     };
     assert!(list(&settings(&dir).dir, failed)?.is_empty());
-    let prefix = &trace.id[..4];
-    assert_eq!(
-        find(&settings(&dir).dir, prefix)?.map(|t| t.id),
-        Some(trace.id.clone())
+    let prefix = trace.id[..4].to_ascii_uppercase();
+    let found = find(&settings(&dir).dir, &prefix)?;
+    assert!(
+        matches!(&found, read::Found::One(t) if t.id == trace.id),
+        "a prefix in any case finds it: {found:?}"
     );
     Ok(())
 }
@@ -162,4 +165,36 @@ fn long_bodies_are_cut_on_a_character_boundary() {
     let kept = cut(&text);
     assert!(kept.len() < text.len());
     assert!(kept.ends_with(&format!("[… cut: {} bytes in all]", text.len())));
+}
+
+#[test]
+fn a_prefix_shared_by_several_uploads_is_ambiguous() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = TraceLog::start(settings(&dir))?;
+    // Forty uploads over sixteen possible first digits: some digit is shared.
+    let events: Vec<ObjectCreated> = (0..40)
+        .map(|n| crate::event::tests::sample(&format!("file-{n}.txt"), 1))
+        .collect();
+    for event in &events {
+        log.record(TraceLine::new(event, Vec::new(), &[]));
+    }
+    log.flush();
+    let mut ids: Vec<String> = events.iter().map(event_id).collect();
+    ids.sort();
+    let shared = ids
+        .windows(2)
+        .find(|pair| pair[0][..1] == pair[1][..1])
+        .map(|pair| pair[0][..1].to_owned())
+        .ok_or("pigeonhole")?;
+    let expected: Vec<String> = ids
+        .iter()
+        .filter(|id| id.starts_with(&shared))
+        .cloned()
+        .collect();
+    match find(&settings(&dir).dir, &shared)? {
+        read::Found::Ambiguous(found) => assert_eq!(found, expected),
+        other => return Err(format!("{other:?}").into()),
+    }
+    assert!(matches!(find(&settings(&dir).dir, "")?, read::Found::None));
+    Ok(())
 }

@@ -175,7 +175,11 @@ def test_unknown_bucket_and_unstorable_key_are_refused_like_s3(dev):
     with pytest.raises(ClientError) as too_long:
         s3.put_object(Bucket="uploads", Key="k" * 300, Body=b"x")
     assert too_long.value.response["Error"]["Code"] == "KeyTooLongError"
-    assert "limited to about" in too_long.value.response["Error"]["Message"]
+    assert "a key is limited to 161 bytes" in too_long.value.response["Error"]["Message"]
     assert "no-such-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     s3.put_object(Bucket="uploads", Key="after.txt", Body=b"x")
+    with pytest.raises(ClientError) as clash:
+        s3.put_object(Bucket="uploads", Key="after.txt/child.txt", Body=b"x")
+    assert clash.value.response["Error"]["Code"] == "InvalidRequest"
+    assert '"after.txt" is an object' in clash.value.response["Error"]["Message"]
     assert [m.message["subject"] for m in recorder.wait_for(1)] == ["Upload: after.txt"]

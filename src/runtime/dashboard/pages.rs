@@ -265,11 +265,16 @@ async fn find(state: &DashboardState, id: String) -> Result<EventTrace, Problem>
     };
     let found = tokio::task::spawn_blocking(move || read::find(&dir, &id)).await;
     match found {
-        Ok(Ok(Some(trace))) => Ok(trace),
-        Ok(Ok(None)) => Err(Problem::new(
+        Ok(Ok(read::Found::One(trace))) => Ok(*trace),
+        Ok(Ok(read::Found::None)) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "No such upload",
             "no trace has that id",
+        )),
+        Ok(Ok(read::Found::Ambiguous(_))) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "No such upload",
+            "several traces start with that id; give more of it",
         )),
         Ok(Err(err)) => Err(traces_failed(&err)),
         Err(err) => Err(traces_failed(&err)),

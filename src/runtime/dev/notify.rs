@@ -4,6 +4,7 @@
 //! CompleteMultipartUpload additionally emit one [`ObjectCreated`] once the object is on disk.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
@@ -22,6 +23,8 @@ pub(super) struct ClientAddr(pub(super) SocketAddr);
 /// s3s-fs plus the event channel.
 pub(super) struct NotifyingFs {
     fs: FileSystem,
+    /// The folder s3s-fs serves, to check a key against what is on disk.
+    data_dir: PathBuf,
     events: Uploads,
     sequencer: AtomicU64,
 }
@@ -58,9 +61,10 @@ impl Upload {
 }
 
 impl NotifyingFs {
-    pub(super) fn new(fs: FileSystem, events: Uploads) -> Self {
+    pub(super) fn new(fs: FileSystem, data_dir: PathBuf, events: Uploads) -> Self {
         NotifyingFs {
             fs,
+            data_dir,
             events,
             sequencer: AtomicU64::new(sequencer_seed()),
         }
@@ -108,7 +112,8 @@ impl NotifyingFs {
     /// Refuses writes S3 would refuse, and keys s3s-fs could not store, before s3s-fs sees them.
     async fn require_writable(&self, bucket: &str, key: &str, multipart: bool) -> S3Result<()> {
         limits::require_bucket(&self.fs, bucket).await?;
-        limits::require_storable_key(bucket, key, multipart)
+        limits::require_storable_key(bucket, key, multipart)?;
+        limits::require_no_file_folder_clash(&self.data_dir.join(bucket), key)
     }
 
     /// s3s-fs keeps a "folder" (a key ending in `/`) as a directory, which a head cannot
