@@ -293,9 +293,12 @@ fn email(pipeline: &Pipeline, rule: &Rule, window: &Window) -> Result<Email, Str
         .render(&context)
         .map_err(|err| with_causes(&err))?;
     let default_from = &pipeline.config().sender.from;
-    Ok(crate::pipeline::address(rule, default_from, rendered, |domain| {
-        message_id(&window.id, domain)
-    }))
+    Ok(crate::pipeline::address(
+        rule,
+        default_from,
+        rendered,
+        |domain| message_id(&window.id, domain),
+    ))
 }
 
 /// Logs a digest lost for good and parks each of its uploads, when a dead-letter store is set.

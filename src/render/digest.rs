@@ -15,8 +15,8 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use minijinja::value::Value;
 use minijinja::context;
+use minijinja::value::Value;
 
 use super::{
     Defaults, Parts, RenderError, Rendered, TemplateError, format, local_time, object_value,

@@ -219,7 +219,9 @@ impl Parts {
         let has_html = source_for(sources, defaults, TemplatePart::Html).is_some();
         let parts = Parts { env, has_html };
         for (part, source) in parsed {
-            let failed = trials.iter().find_map(|values| parts.render_part(part, values).err());
+            let failed = trials
+                .iter()
+                .find_map(|values| parts.render_part(part, values).err());
             if let Some(err) = failed {
                 errors.push(TemplateError::new(part, &err.source, source));
             }
