@@ -1414,7 +1414,10 @@ mod tests {
         assert_eq!(found[1], "[queue] path: \"state/\" is not a file path");
         assert_eq!(found[2], "[queue] concurrency: must be at least 1");
         assert_eq!(found[3], "[queue] max_age_hours: must be at least 1");
-        assert!(found[4].starts_with("[queue]: needs a [dedupe] store"), "no [dedupe] at all");
+        assert!(
+            found[4].starts_with("[queue]: needs a [dedupe] store"),
+            "no [dedupe] at all"
+        );
 
         let memory = format!("{sender}[dedupe]\ntype = \"memory\"\n[queue]\n{SES_RULE}");
         let found = problems(&memory);
