@@ -118,11 +118,15 @@ async fn replay(
     };
     let pipeline = replay_pipeline(config).await?;
     let mut failed = 0;
+    let progress = super::progress::bar(entries.len() as u64, "replaying");
     for entry in &entries {
-        if !replay_one(&pipeline, store, entry).await? {
-            failed += 1;
-        }
+        let (delivered, lines) = replay_one(&pipeline, store, entry).await?;
+        // Printed around the bar, so a terminal shows each line once and the bar below them.
+        progress.suspend(|| lines.iter().for_each(|line| println!("{line}")));
+        progress.inc(1);
+        failed += usize::from(!delivered);
     }
+    progress.finish_and_clear();
     pipeline.flush_trace();
     println!(
         "summary: {} delivered, {failed} still failing",
@@ -150,23 +154,25 @@ async fn replay_pipeline(config: Arc<Config>) -> anyhow::Result<Pipeline> {
     Ok(pipeline)
 }
 
-/// Replays one entry; true when every channel of its rule was delivered (now or before).
+/// Replays one entry: whether every channel of its rule was delivered (now or before), and
+/// the lines saying what happened.
 async fn replay_one(
     pipeline: &Pipeline,
     store: &DeadLetters,
     entry: &DeadLetter,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Vec<String>)> {
     match deadletter::replay(pipeline, store, entry).await? {
         Replayed::Delivered { outcomes } => {
-            for outcome in &outcomes {
-                println!("{}: {}", entry.id, super::describe(outcome));
-            }
-            Ok(true)
+            let lines = outcomes
+                .iter()
+                .map(|outcome| format!("{}: {}", entry.id, super::describe(outcome)))
+                .collect();
+            Ok((true, lines))
         }
-        Replayed::FailedAgain { error } => {
-            println!("{}: failed again, kept: {error}", entry.id);
-            Ok(false)
-        }
+        Replayed::FailedAgain { error } => Ok((
+            false,
+            vec![format!("{}: failed again, kept: {error}", entry.id)],
+        )),
     }
 }
 
