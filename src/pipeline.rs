@@ -787,7 +787,7 @@ mod tests {
     use crate::config::{self, Origin};
     use crate::dedupe::MemoryStore;
     use crate::deliver::chat::MemoryChat;
-    use crate::deliver::memory::MemorySender;
+    use crate::deliver::memory::{MemorySender, Refusing};
     use crate::record::{Outcome, Report};
 
     fn pipeline(sender: Arc<MemorySender>) -> Pipeline {
@@ -850,35 +850,6 @@ mod tests {
             .with_dedupe(store)
             .with_chat(chat.clone());
         (pipeline, chat)
-    }
-
-    /// A sender that refuses every email, for good or for now.
-    struct Refusing {
-        transient: bool,
-    }
-
-    impl Sender for Refusing {
-        fn name(&self) -> &'static str {
-            "refusing"
-        }
-
-        fn send<'a>(&'a self, _: &'a Email) -> crate::deliver::SendFuture<'a> {
-            let (sender, reason) = ("refusing", "550 mailbox unavailable".to_owned());
-            let err = match self.transient {
-                true => DeliveryError::Transient {
-                    sender,
-                    reason,
-                    source: None,
-                    retry_after: None,
-                },
-                false => DeliveryError::Permanent {
-                    sender,
-                    reason,
-                    source: None,
-                },
-            };
-            Box::pin(async move { Err(err) })
-        }
     }
 
     /// A pipeline over `rules` (TOML) sending through `sender`, parking in a state file in

@@ -40,3 +40,35 @@ impl Sender for MemorySender {
         })
     }
 }
+
+/// A sender that refuses every email, for now (`transient`) or for good: for tests of what
+/// the stages after delivery do with failures.
+#[cfg(test)]
+pub(crate) struct Refusing {
+    pub(crate) transient: bool,
+}
+
+#[cfg(test)]
+impl Sender for Refusing {
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+
+    fn send<'a>(&'a self, _: &'a Email) -> SendFuture<'a> {
+        let (sender, reason) = ("refusing", "550 mailbox unavailable".to_owned());
+        let err = match self.transient {
+            true => super::DeliveryError::Transient {
+                sender,
+                reason,
+                source: None,
+                retry_after: None,
+            },
+            false => super::DeliveryError::Permanent {
+                sender,
+                reason,
+                source: None,
+            },
+        };
+        Box::pin(async move { Err(err) })
+    }
+}

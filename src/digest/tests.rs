@@ -8,8 +8,8 @@ use super::*;
 use crate::config::{self, Origin};
 use crate::deadletter::{DeadLetterSettings, DeadLetters};
 use crate::dedupe::MemoryStore;
-use crate::deliver::memory::MemorySender;
-use crate::deliver::{DeliveryError, SendFuture, Sender};
+use crate::deliver::Sender;
+use crate::deliver::memory::{MemorySender, Refusing};
 use crate::event::ObjectCreated;
 use crate::event::tests::sample;
 use crate::pipeline::Delivery;
@@ -148,35 +148,6 @@ async fn a_resent_window_is_a_duplicate_for_the_dedupe_store() -> TestResult {
     assert!(matches!(again, Outcome::Duplicate { .. }), "{again:?}");
     assert_eq!(sender.sent().len(), 1);
     Ok(())
-}
-
-/// A sender that refuses every email, for now or for good.
-struct Refusing {
-    transient: bool,
-}
-
-impl Sender for Refusing {
-    fn name(&self) -> &'static str {
-        "refusing"
-    }
-
-    fn send<'a>(&'a self, _: &'a Email) -> SendFuture<'a> {
-        let (sender, reason) = ("refusing", "mailbox unavailable".to_owned());
-        let err = match self.transient {
-            true => DeliveryError::Transient {
-                sender,
-                reason,
-                source: None,
-                retry_after: None,
-            },
-            false => DeliveryError::Permanent {
-                sender,
-                reason,
-                source: None,
-            },
-        };
-        Box::pin(async move { Err(err) })
-    }
 }
 
 /// Gathers two uploads, lets the window close and flushes it once by hand.

@@ -16,12 +16,10 @@ import threading
 import urllib.request
 from pathlib import Path
 
-import boto3
 from aiosmtpd.controller import Controller
-from botocore.config import Config
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import HERALD_BIN, HeraldProcess, Received, free_port, smtp_config
+from conftest import dev_s3_client as s3_client, HERALD_BIN, HeraldProcess, Received, free_port, smtp_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -88,16 +86,6 @@ class Gatekeeper:
         with self.lock:
             return [m for m in self.messages if m.message["Message-ID"] == message_id]
 
-
-def s3_client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="herald-dev",
-        aws_secret_access_key="herald-dev-secret",
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
 
 
 def test_dashboard_lists_traces_shows_the_email_and_replays_a_dead_letter(tmp_path, capsys):
