@@ -78,3 +78,44 @@ def test_progress_shows_on_a_terminal_and_stays_out_of_pipes(tmp_path):
         seen += chunk
     assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
     assert b"uploads handled" in seen, seen.decode(errors="replace")
+
+
+def test_dlq_replay_all_shows_progress_on_a_terminal_only(tmp_path):
+    import os
+    import pty
+    import select
+    from pathlib import Path
+
+    put = Path(__file__).resolve().parents[1] / "fixtures" / "s3" / "put.json"
+    base = (
+        '[sender]\ntype = "outbox"\nfrom = "h@example.com"\ndir = "outbox"\n'
+        '[dead_letter]\npath = "state.redb"\n'
+        '[[rule]]\nname = "all"\nto = ["a@example.com"]\n'
+    )
+    # Divides by zero only for the fixture's 48213-byte object: `herald check`'s trial render
+    # passes, the real one fails for good and is parked.
+    (tmp_path / "broken.toml").write_text(
+        base + 'subject = "{{ 1 // (object.size - 48213) }}"\n', encoding="utf-8")
+    (tmp_path / "fixed.toml").write_text(base, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm"}
+    herald = lambda config, *args: [HERALD_BIN, "--config", str(tmp_path / config), *args]
+    parked = subprocess.run(herald("broken.toml", "invoke", str(put)), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert "parked as" in parked.stdout, parked.stdout + parked.stderr
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(herald("fixed.toml", "dlq", "replay", "--all"), cwd=tmp_path,
+                            env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while select.select([leader], [], [], 60)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
+    assert b"replaying" in seen and b"1 delivered" in seen, seen.decode(errors="replace")
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
