@@ -483,7 +483,8 @@ impl Pipeline {
                 Outcome::Gathered { rule, closes_at }
             }
             Ok(None) => {
-                warn!(rule = %rule.name, message_id = %key, "upload claimed elsewhere; not gathered");
+                warn!(rule = %rule.name, message_id = %key,
+                    "upload claimed elsewhere; not gathered");
                 let error = "another delivery of this upload holds its claim (gathering it \
                              now, or stopped: the claim lapses after the digest window and 10 \
                              minutes)";

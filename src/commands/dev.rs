@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use herald::config::Config;
 use herald::deadletter::DeadLetters;
+use herald::event::ObjectCreated;
 use herald::pipeline::{Delivery, Pipeline};
+use herald::queue::Inbox;
 use herald::record::Outcome;
 use herald::render::format::visible;
 use herald::runtime::dashboard::Dashboard;
@@ -46,21 +48,28 @@ pub struct Args {
     no_dashboard: bool,
 }
 
+/// Where the pipeline takes the endpoint's uploads from.
+enum Feed {
+    /// The durable queue (`[queue]`), delivered by its drain loop.
+    Queue(Inbox),
+    /// An in-process channel, delivered by the local event loop.
+    Channel(mpsc::Receiver<ObjectCreated>),
+}
+
 /// Runs until Ctrl-C or SIGTERM, printing one line per upload.
 pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
     let config = super::load(super::origin(flag))?;
     super::block_on(async move {
         let sender = deliver::build(&config.sender).await?;
-        let queue = runtime::queue(&config)?;
-        let queued = queue.is_some();
         let (handled_tx, mut handled_rx) = mpsc::unbounded_channel();
-        let (events, channel) = match &queue {
-            Some(inbox) => (Uploads::Queue(inbox.clone()), None),
+        let (events, feed) = match runtime::queue(&config)? {
+            Some(inbox) => (Uploads::Queue(inbox.clone()), Feed::Queue(inbox)),
             None => {
                 let (events_tx, events_rx) = mpsc::channel(QUEUE);
-                (Uploads::Channel(events_tx), Some(events_rx))
+                (Uploads::Channel(events_tx), Feed::Channel(events_rx))
             }
         };
+        let queued = matches!(feed, Feed::Queue(_));
         let options = DevOptions {
             listen: args.listen,
             data_dir: args.data_dir.clone(),
@@ -91,16 +100,15 @@ pub fn run(flag: Option<PathBuf>, args: Args) -> anyhow::Result<ExitCode> {
         let (pipeline, digests) = herald::digest::start(pipeline)?;
         let dashboard = super::start_dashboard(dashboard, &pipeline)?;
         let (stop_drain, drain_stopped) = oneshot::channel::<()>();
-        let worker = match (queue, channel) {
-            (Some(inbox), _) => {
+        let worker = match feed {
+            Feed::Queue(inbox) => {
                 let drain = runtime::drain(&config, inbox, pipeline)?.reporting(handled_tx);
                 tokio::spawn(drain.run(async {
                     // A dropped sender also means stop.
                     let _ = drain_stopped.await;
                 }))
             }
-            (None, Some(events_rx)) => tokio::spawn(local::run(pipeline, events_rx, handled_tx)),
-            (None, None) => bail!("the dev endpoint has neither a queue nor a channel"),
+            Feed::Channel(events_rx) => tokio::spawn(local::run(pipeline, events_rx, handled_tx)),
         };
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);

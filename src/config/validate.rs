@@ -1798,7 +1798,8 @@ mod tests {
         );
 
         let plain = check(&format!(
-            "{OUTBOX}[digest]\npath = \"w.redb\"\n[[rule]]\nname = \"p\"\nto = [\"a@example.com\"]\n"
+            "{OUTBOX}[digest]\npath = \"w.redb\"\n\
+             [[rule]]\nname = \"p\"\nto = [\"a@example.com\"]\n"
         ));
         let plain = plain.unwrap_or_else(|e| panic!("{:?}", e.problems()));
         assert!(!plain.has_digests());

@@ -11,7 +11,8 @@
 //! How each step stays at most once, and what a crash at each point does:
 //!
 //! - **Gathering** claims the upload's own email key (as a single email would) for the window
-//!   plus [`CLAIM_LEASE`](crate::pipeline::CLAIM_LEASE), then lists the upload; listing is idempotent per upload and rule.
+//!   plus [`CLAIM_LEASE`](crate::pipeline::CLAIM_LEASE), then lists the upload; listing is
+//!   idempotent per upload and rule.
 //!   A crash between the two leaves a claim with nothing listed: the upload is late until the
 //!   claim lapses and the platform redelivers it, never listed twice.
 //! - **Sending** uses the digest's own `Message-ID`, derived from the rule and the window's

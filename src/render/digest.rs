@@ -8,9 +8,10 @@
 //! | --- | --- |
 //! | `digest.count` | how many files the window gathered |
 //! | `digest.total_size` | their sizes added up, in bytes (integer) |
-//! | `digest.total_size_human`, `digest.total_size_exact` | the same as `1.5 GiB` and `1,610,612,736` |
-//! | `digest.opened`, `digest.closed` | when the window opened and closed, in the rule's time zone |
-//! | `files` | the files in the order they arrived, each with every `object.*` field of an upload's email |
+//! | `digest.total_size_human` | the same as `1.5 GiB` |
+//! | `digest.total_size_exact` | the same as `1,610,612,736` |
+//! | `digest.opened`, `digest.closed` | when the window opened and closed, rule's time zone |
+//! | `files` | the files in arrival order, each with every `object.*` field of an upload |
 //! | `rule.name`, `rule.time_zone` | as in an upload's email |
 
 use jiff::Timestamp;

@@ -51,14 +51,15 @@ pub fn queue(config: &Config) -> Result<Option<Inbox>, StoreError> {
 }
 
 /// The loop that delivers from `inbox` through `pipeline`, parking what fails for good in the
-/// configured dead-letter store (the config check gives every queue one).
+/// pipeline's dead-letter store, or else the configured one (the config check gives every
+/// queue one, in the queue's own file when `[dead_letter]` names none).
 pub fn drain(config: &Config, inbox: Inbox, pipeline: Pipeline) -> Result<Drain, StoreError> {
     let settings = inbox.settings().clone();
-    let dead_letter = config
-        .dead_letter
-        .clone()
-        .unwrap_or_else(|| DeadLetterSettings::in_file(settings.path.clone()));
-    let dead_letters = DeadLetters::open(&dead_letter)?;
+    let dead_letters = match (pipeline.dead_letters(), &config.dead_letter) {
+        (Some(store), _) => store.clone(),
+        (None, Some(configured)) => DeadLetters::open(configured)?,
+        (None, None) => DeadLetters::open(&DeadLetterSettings::in_file(settings.path.clone()))?,
+    };
     let pipeline = pipeline.with_dead_letters(dead_letters.clone());
     Ok(Drain::new(pipeline, inbox, dead_letters, settings))
 }

@@ -139,8 +139,10 @@ struct Writer {
 }
 
 impl Writer {
-    /// Continues the newest file if it has room, else starts one.
+    /// Drops what is beyond the bounds since the last run, then continues the newest file if
+    /// it has room, else starts one.
     fn open(settings: TraceSettings) -> io::Result<Self> {
+        prune(&settings)?;
         let newest = files(&settings.dir)?.pop();
         let (path, written) = match newest {
             Some(path) => {

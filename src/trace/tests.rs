@@ -93,7 +93,8 @@ async fn a_sent_upload_keeps_its_email_and_a_redelivery_stays_sent() -> TestResu
     let dir = tempfile::tempdir()?;
     let log = TraceLog::start(settings(&dir))?;
     let rules = "[sender]\ntype = \"outbox\"\nfrom = \"h@example.com\"\n\
-                 [[rule]]\nname = \"all\"\nto = [\"a@example.com\"]\nsubject = \"got {{ object.name }}\"\n";
+                 [[rule]]\nname = \"all\"\nto = [\"a@example.com\"]\n\
+                 subject = \"got {{ object.name }}\"\n";
     let pipeline = pipeline(rules, &log)?;
     pipeline.handle_payload(PUT).await?;
     pipeline.handle_payload(PUT).await?;

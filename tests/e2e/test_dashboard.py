@@ -8,18 +8,17 @@ the server holds exactly one message with that Message-ID. A screenshot of the e
 kept as target/e2e-artifacts/dashboard.png.
 """
 
-import email
-import email.policy
 import shutil
 import subprocess
-import threading
 import urllib.request
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import dev_s3_client as s3_client, HERALD_BIN, HeraldProcess, Received, free_port, smtp_config
+from conftest import (
+    HERALD_BIN, HeraldProcess, Recorder, dev_s3_client as s3_client, free_port, smtp_config,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,28 +57,17 @@ subject = "Late file: {{{{ object.name }}}}"
 """
 
 
-class Gatekeeper:
-    """aiosmtpd handler that answers 550 for one recipient until told to accept it, and keeps
-    every message it accepts."""
+class Gatekeeper(Recorder):
+    """A Recorder that answers 550 for one recipient until told to accept it."""
 
     def __init__(self):
+        super().__init__()
         self.refusing = True
-        self.messages = []
-        self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address == REFUSED and self.refusing:
             return "550 5.1.1 mailbox unavailable for now"
         envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), parsed,
-                         envelope.original_content)
-            )
         return "250 OK"
 
     def with_message_id(self, message_id):

@@ -6,7 +6,11 @@ standards-following reader does, decoding RFC 2047 subjects and MIME parts.
 
 import email
 import email.policy
+import os
+import pty
+import select
 import subprocess
+from pathlib import Path
 
 from conftest import HERALD_BIN
 
@@ -44,11 +48,27 @@ def test_demo_writes_emails_a_mail_client_can_open(tmp_path):
     assert "(17,825,821 bytes)" in big.get_body(("plain",)).get_content()
 
 
-def test_progress_shows_on_a_terminal_and_stays_out_of_pipes(tmp_path):
-    import os
-    import pty
-    import select
+def on_a_terminal(command, cwd, env, stdout=None):
+    """Runs `command` with a pseudo-terminal as its standard error (and standard output, unless
+    `stdout` says otherwise); returns its exit code and everything it wrote there."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(command, cwd=cwd, env=env,
+                            stdout=follower if stdout is None else stdout, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while select.select([leader], [], [], 180)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), seen
 
+
+def test_progress_shows_on_a_terminal_and_stays_out_of_pipes(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm"}
     piped = subprocess.run(
         [HERALD_BIN, "demo", "--outbox", str(tmp_path / "piped")],
@@ -58,34 +78,15 @@ def test_progress_shows_on_a_terminal_and_stays_out_of_pipes(tmp_path):
     assert "uploads handled" not in piped.stdout + piped.stderr
 
     # The same command with a terminal as its standard error, as a person would run it.
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [HERALD_BIN, "demo", "--outbox", str(tmp_path / "tty")],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=follower,
+    code, seen = on_a_terminal(
+        [HERALD_BIN, "demo", "--outbox", str(tmp_path / "tty")], tmp_path, env,
+        stdout=subprocess.DEVNULL,
     )
-    os.close(follower)
-    seen = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 180)
-        if not ready:
-            break
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed: the process is gone
-            break
-        if not chunk:
-            break
-        seen += chunk
-    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
+    assert code == 0, seen.decode(errors="replace")
     assert b"uploads handled" in seen, seen.decode(errors="replace")
 
 
 def test_dlq_replay_all_shows_progress_on_a_terminal_only(tmp_path):
-    import os
-    import pty
-    import select
-    from pathlib import Path
-
     put = Path(__file__).resolve().parents[1] / "fixtures" / "s3" / "put.json"
     base = (
         '[sender]\ntype = "outbox"\nfrom = "h@example.com"\ndir = "outbox"\n'
@@ -103,19 +104,7 @@ def test_dlq_replay_all_shows_progress_on_a_terminal_only(tmp_path):
                             capture_output=True, text=True, timeout=60, env=env)
     assert "parked as" in parked.stdout, parked.stdout + parked.stderr
 
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(herald("fixed.toml", "dlq", "replay", "--all"), cwd=tmp_path,
-                            env=env, stdout=follower, stderr=follower)
-    os.close(follower)
-    seen = b""
-    while select.select([leader], [], [], 60)[0]:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed: the process is gone
-            break
-        if not chunk:
-            break
-        seen += chunk
-    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
+    code, seen = on_a_terminal(herald("fixed.toml", "dlq", "replay", "--all"), tmp_path, env)
+    assert code == 0, seen.decode(errors="replace")
     assert b"replaying" in seen and b"1 delivered" in seen, seen.decode(errors="replace")
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

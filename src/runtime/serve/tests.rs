@@ -608,8 +608,7 @@ fn queued_app(
 }
 
 #[tokio::test]
-async fn with_a_queue_an_upload_is_stored_then_acknowledged_and_a_full_queue_is_a_503() -> TestResult
-{
+async fn a_queued_upload_is_acknowledged_once_stored_and_a_full_queue_is_a_503() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (app, inbox, sender) = queued_app(&dir, 1)?;
 
